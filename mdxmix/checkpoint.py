@@ -1,0 +1,188 @@
+"""Mixer checkpoints: safetensors weights plus one JSON document of metadata.
+
+The metadata says everything needed to use the weights correctly: the mixer kind and
+config, the upstream models with the stems each contributes and the resulting channel
+order of X, the sample rate, and where the weights came from. Loading checks all of it
+and refuses a mismatch with a one-line reason. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import CheckpointError
+from .mixer import MIXER_KINDS, Mixer, build_mixer
+from .stems import SAMPLE_RATE, STEMS
+from .upstream.base import UpstreamSpec, channel_names
+
+FORMAT_VERSION = 1
+METADATA_KEY = "mdxmix"
+
+
+@dataclass
+class CheckpointMeta:
+    """The JSON half of a checkpoint."""
+
+    mixer_kind: str
+    mixer_config: dict
+    upstreams: list[UpstreamSpec]
+    sample_rate: int = SAMPLE_RATE
+    stems: tuple[str, ...] = STEMS
+    provenance: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def channels(self) -> list[str]:
+        return channel_names(self.upstreams)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "mixer": {"kind": self.mixer_kind, "config": self.mixer_config},
+                "upstreams": [u.to_dict() for u in self.upstreams],
+                "channels": self.channels,
+                "stems": list(self.stems),
+                "sample_rate": self.sample_rate,
+                "provenance": self.provenance,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "checkpoint") -> "CheckpointMeta":
+        try:
+            data = json.loads(text)
+            version = data["format_version"]
+            if version != FORMAT_VERSION:
+                raise CheckpointError(f"{where}: format version {version} is not supported (this mdxmix reads {FORMAT_VERSION})")
+            meta = cls(
+                mixer_kind=data["mixer"]["kind"],
+                mixer_config=dict(data["mixer"]["config"]),
+                upstreams=[UpstreamSpec.from_dict(u) for u in data["upstreams"]],
+                sample_rate=int(data["sample_rate"]),
+                stems=tuple(data["stems"]),
+                provenance=dict(data.get("provenance", {})),
+                format_version=version,
+            )
+            stored_channels = list(data["channels"])
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: malformed mdxmix metadata ({exc})") from exc
+        if stored_channels != meta.channels:
+            raise CheckpointError(f"{where}: channel order in the metadata does not match its upstream list")
+        meta.validate(where)
+        return meta
+
+    def validate(self, where: str = "checkpoint") -> None:
+        """The consistency rules every checkpoint obeys."""
+        if self.mixer_kind not in MIXER_KINDS:
+            raise CheckpointError(f"{where}: unknown mixer kind {self.mixer_kind!r}")
+        if tuple(self.stems) != STEMS:
+            raise CheckpointError(f"{where}: outputs {list(self.stems)}, mdxmix expects {list(STEMS)}")
+        if self.sample_rate != SAMPLE_RATE:
+            raise CheckpointError(f"{where}: trained at {self.sample_rate} Hz, mdxmix runs at {SAMPLE_RATE} Hz")
+        expected = len(self.channels)
+        if self.mixer_config.get("in_channels") != expected:
+            raise CheckpointError(
+                f"{where}: mixer takes {self.mixer_config.get('in_channels')} channels but its upstreams give {expected}"
+            )
+        ids = [u.id for u in self.upstreams]
+        if len(set(ids)) != len(ids):
+            raise CheckpointError(f"{where}: an upstream is listed twice")
+
+
+def save_checkpoint(path: str | Path, mixer: Mixer, meta: CheckpointMeta, *, half: bool = False) -> Path:
+    """Write weights and metadata; `half` stores float16 (loaded back as float32)."""
+    meta.mixer_kind = mixer.kind
+    meta.mixer_config = mixer.config.to_dict()
+    meta.validate(str(path))
+    state = {k: (v.half() if half else v).detach().cpu().contiguous() for k, v in mixer.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata={METADATA_KEY: meta.to_json()})
+    tmp.replace(path)
+    return path
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """Only the metadata, without building the model (for `mdxmix models`)."""
+    path = Path(path)
+    metadata, _ = _open(path, tensors=False)
+    return CheckpointMeta.from_json(metadata[METADATA_KEY], str(path))
+
+
+def load_checkpoint(path: str | Path, *, sha256: str | None = None) -> tuple[Mixer, CheckpointMeta]:
+    """Load and check a checkpoint; with `sha256`, refuse a file whose content differs."""
+    path = Path(path)
+    if sha256 is not None:
+        verify_sha256(path, sha256)
+    metadata, tensors = _open(path, tensors=True)
+    meta = CheckpointMeta.from_json(metadata[METADATA_KEY], str(path))
+    try:
+        mixer = build_mixer(meta.mixer_kind, meta.mixer_config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid mixer config ({exc})") from exc
+    expected = mixer.state_dict()
+    if set(expected) != set(tensors):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise CheckpointError(f"{path}: weights do not match the {meta.mixer_kind} config (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, config needs {tuple(expected[name].shape)}")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: tensor {name} contains NaN or infinity")
+    mixer.load_state_dict({k: v.float() for k, v in tensors.items()})
+    mixer.eval()
+    return mixer, meta
+
+
+def check_upstreams(meta: CheckpointMeta, provided: list[UpstreamSpec], where: str = "checkpoint") -> None:
+    """Refuse upstream stems that are not exactly what the checkpoint was trained with."""
+    want = [(u.id, u.stems) for u in meta.upstreams]
+    have = [(u.id, u.stems) for u in provided]
+    if want != have:
+        fmt = lambda items: ", ".join(f"{i}[{'+'.join(s)}]" for i, s in items) or "none"  # noqa: E731
+        raise CheckpointError(f"{where} was trained with upstreams {fmt(want)} but was given {fmt(have)}")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> None:
+    actual = file_sha256(path)
+    if actual != expected.lower():
+        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match the pinned {expected[:12]}… (corrupt or tampered file)")
+
+
+def _open(path: Path, *, tensors: bool) -> tuple[dict, dict]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            data = {k: handle.get_tensor(k) for k in handle.keys()} if tensors else {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad file
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
+    if METADATA_KEY not in metadata:
+        raise CheckpointError(f"{path}: a safetensors file without mdxmix metadata (not an mdxmix checkpoint)")
+    return metadata, data
+
+
+def count_parameters(mixer: torch.nn.Module) -> int:
+    return sum(math.prod(p.shape) for p in mixer.parameters())

@@ -1,0 +1,45 @@
+"""Evaluation: SDR metrics, baseline ensembles, parallel scoring, reports and plots.
+
+The public entry points the rest of mdxmix (and users) call:
+
+* :func:`score_systems` — score ``{name: track -> stems}`` systems against references;
+* :func:`build_baseline_systems` / :func:`select_per_source_best` — the paper's baselines
+  from cached upstream stems;
+* :func:`global_sdr`, :func:`framewise_sdr`, :func:`score_track` — the metrics;
+* :func:`eval_command` — the ``mdxmix eval`` Typer command (imported lazily by the CLI).
+"""
+
+from __future__ import annotations
+
+from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
+from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
+from mdxmix.evaluate.metrics import framewise_sdr, global_sdr, score_track
+from mdxmix.evaluate.report import Results, write_outputs
+from mdxmix.evaluate.runner import (
+    EnsembleSystem,
+    Memo,
+    SelectionSystem,
+    build_baseline_systems,
+    score_systems,
+    select_per_source_best,
+)
+
+__all__ = [
+    "RULES",
+    "EnsembleSystem",
+    "EstimatesFolder",
+    "EvaluationError",
+    "Memo",
+    "MusdbSplit",
+    "Results",
+    "SelectionSystem",
+    "build_baseline_systems",
+    "ensemble",
+    "framewise_sdr",
+    "global_sdr",
+    "per_source_best",
+    "score_systems",
+    "score_track",
+    "select_per_source_best",
+    "write_outputs",
+]

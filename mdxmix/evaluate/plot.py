@@ -1,0 +1,52 @@
+"""Box plots of per-track SDR, one panel per stem, one box per system, saved as PNG.
+
+Medians hide how systems fail; the spread over tracks shows whether a gain is broad or
+carried by a few songs. matplotlib is imported lazily (Agg backend, no display needed) so
+that scoring works without the ``eval`` extra installed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from mdxmix.evaluate.report import METRIC_TITLES, Results
+from mdxmix.stems import STEMS
+
+
+def plot_boxes(results: Results, path: str | Path, metric: str | None = None) -> Path:
+    """Draw per-track SDR distributions per system and stem into ``path`` (PNG).
+
+    ``metric`` defaults to "museval" when scored, else "global".
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        from mdxmix.evaluate.dataset import EvaluationError
+
+        raise EvaluationError("plotting needs matplotlib (pip install 'mdxmix[eval]')") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if metric is None:
+        metric = "museval" if "museval" in results.metrics else results.metrics[0]
+    systems = results.systems
+    fig, axes = plt.subplots(1, len(STEMS), figsize=(3.2 * len(STEMS), 0.35 * len(systems) + 2.2), sharey=True, squeeze=False)
+    for ax, stem in zip(axes[0], STEMS):
+        data = [[v for v in results.values(s, stem, metric) if math.isfinite(v)] for s in systems]
+        positions = [i for i, d in enumerate(data) if d]
+        if positions:
+            ax.boxplot([data[i] for i in positions], positions=positions, vert=False, widths=0.6, showfliers=True)
+        ax.set_title(stem)
+        ax.set_xlabel("SDR [dB]")
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_yticks(range(len(systems)))
+        ax.set_yticklabels(systems)
+        ax.set_ylim(len(systems) - 0.5, -0.5)
+    fig.suptitle(METRIC_TITLES[metric].replace(" [dB]", "") + " — per-track values")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

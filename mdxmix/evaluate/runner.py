@@ -1,0 +1,263 @@
+"""Score many systems on many tracks, in parallel over tracks.
+
+A *system* is anything that returns the estimates of a track: a callable
+``track -> {stem: (samples, channels) array}`` — a folder (:class:`EstimatesFolder`), the
+core's upstream cache, a checkpoint run, or one of the baseline wrappers below. With
+``jobs > 1`` systems and references are pickled to worker processes, so they must be
+picklable objects (module-level classes / ``functools.partial``), not lambdas or closures.
+
+Each worker takes one track, loads its references once, and scores every system on it,
+so an upstream shared by many ensemble rules is read once per track (:class:`Memo`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from mdxmix.evaluate.dataset import EstimatesFolder
+from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
+from mdxmix.evaluate.metrics import score_track
+from mdxmix.evaluate.report import Results
+from mdxmix.stems import STEMS
+
+Stems = Mapping[str, np.ndarray]
+EstimateSource = Callable[[str], Stems]
+SystemSpec = Union[EstimateSource, str, Path]
+References = Union[Mapping[str, Stems], Callable[[str], Stems]]
+
+
+class Memo:
+    """Remember the last track a source returned (per process; not pickled).
+
+    Baselines built from the same upstream ask for the same track many times in a row;
+    keeping one track bounds memory while avoiding repeated reads.
+    """
+
+    def __init__(self, source: EstimateSource) -> None:
+        self.source = source
+        self._track: str | None = None
+        self._stems: Stems | None = None
+
+    def __call__(self, track: str) -> Stems:
+        if self._track != track:
+            self._stems = self.source(track)
+            self._track = track
+        assert self._stems is not None
+        return self._stems
+
+    def __getstate__(self) -> dict:
+        return {"source": self.source, "_track": None, "_stems": None}
+
+    def __repr__(self) -> str:
+        return f"Memo({self.source!r})"
+
+
+class EnsembleSystem:
+    """A fixed ensemble rule applied, stem by stem, to the upstreams that produce the stem."""
+
+    def __init__(self, upstreams: Sequence[EstimateSource], rule: str, mixture: Callable[[str], np.ndarray] | None = None) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown ensemble rule {rule!r}")
+        if rule.endswith("_mix") and mixture is None:
+            raise ValueError(f"rule {rule} needs a mixture source")
+        self.upstreams = tuple(upstreams)
+        self.rule = rule
+        self.mixture = mixture
+
+    def __call__(self, track: str) -> dict[str, np.ndarray]:
+        per_upstream = [u(track) for u in self.upstreams]
+        mix = self.mixture(track) if self.rule.endswith("_mix") and self.mixture is not None else None
+        out = {}
+        for stem in STEMS:
+            ests = [p[stem] for p in per_upstream if stem in p]
+            if ests:
+                n = min(e.shape[0] for e in ests)  # upstreams may differ by a few samples
+                m = None if mix is None else mix[:n]
+                out[stem] = ensemble([e[:n] for e in ests], self.rule, m)
+        return out
+
+
+class SelectionSystem:
+    """Each stem taken from one chosen upstream (the per-source-best baseline)."""
+
+    def __init__(self, choice: Mapping[str, EstimateSource]) -> None:
+        self.choice = dict(choice)
+
+    def __call__(self, track: str) -> dict[str, np.ndarray]:
+        return {stem: src(track)[stem] for stem, src in self.choice.items()}
+
+
+def _as_source(spec: SystemSpec) -> EstimateSource:
+    return EstimatesFolder(spec) if isinstance(spec, (str, Path)) else spec
+
+
+def _score_one(
+    track: str, refs: References, systems: list[tuple[str, EstimateSource]], metrics: tuple[str, ...], backend: str
+) -> tuple[str, dict, dict[str, float]]:
+    """Score all systems on one track; also returns seconds spent getting audio (reading, ensembling) and per metric."""
+    t0 = time.perf_counter()
+    references = refs(track) if callable(refs) else refs
+    seconds = {"estimates": time.perf_counter() - t0, **{m: 0.0 for m in metrics}}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, source in systems:
+        t0 = time.perf_counter()
+        estimates = source(track)
+        seconds["estimates"] += time.perf_counter() - t0
+        per: dict[str, dict[str, float]] = {}
+        for metric in metrics:
+            t0 = time.perf_counter()
+            for stem, vals in score_track(references, estimates, metrics=(metric,), backend=backend).items():
+                per.setdefault(stem, {}).update(vals)
+            seconds[metric] += time.perf_counter() - t0
+        out[name] = per
+    return track, out, seconds
+
+
+def _init_worker() -> None:
+    # One process per core: keep torch (STFT ensembles) from oversubscribing.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _progress(total: int, enabled: bool | None):
+    """A rich progress bar on stderr when it is a terminal, else a no-op context."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+
+
+def score_systems(
+    references: References,
+    systems: Mapping[str, SystemSpec],
+    tracks: Sequence[str] | None = None,
+    metrics: Sequence[str] = ("global", "museval"),
+    jobs: int = 2,
+    backend: str = "fast",
+    progress: bool | None = None,
+    on_track: Callable[[str, int, int], None] | None = None,
+) -> Results:
+    """Score every system on every track.
+
+    ``references``: ``{track: {stem: array}}`` or a callable ``track -> {stem: array}``
+    (e.g. :class:`MusdbSplit`); ``tracks`` defaults to the mapping's keys and is required
+    with a callable. ``systems``: ``{name: callable or estimates folder}``. ``metrics`` ⊂
+    {"global", "museval"}; ``backend`` "fast" or "museval" (see ``metrics``). ``jobs``
+    worker processes (1 = in this process). ``progress``: None = auto (stderr is a TTY).
+    ``on_track(track, done, total)`` is called as tracks finish, for integrations.
+    """
+    metrics = tuple(metrics)
+    if tracks is None:
+        if callable(references):
+            raise ValueError("tracks must be given when references is a callable")
+        tracks = list(references)
+    tracks = list(tracks)
+    named = [(name, _as_source(spec)) for name, spec in systems.items()]
+    for _, src in named:
+        if isinstance(src, EstimatesFolder):
+            src.check_tracks(tracks)
+    start = time.perf_counter()
+    results = Results(metrics=metrics, tracks=list(tracks))
+    per_track: dict[str, dict] = {}
+    bar = _progress(len(tracks), progress)
+
+    def task_refs(track: str) -> References:
+        return references if callable(references) else references[track]
+
+    def finished(track: str, out: dict, seconds: dict[str, float], task) -> None:
+        per_track[track] = out
+        for key, value in seconds.items():
+            results.seconds[key] = results.seconds.get(key, 0.0) + value
+        if bar is not None:
+            bar.advance(task)
+        if on_track is not None:
+            on_track(track, len(per_track), len(tracks))
+
+    with bar if bar is not None else _Null():
+        task = bar.add_task("score", total=len(tracks)) if bar is not None else None
+        if jobs <= 1 or len(tracks) <= 1:
+            for track in tracks:
+                finished(*_score_one(track, task_refs(track), named, metrics, backend), task)
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(tracks)), initializer=_init_worker) as pool:
+                futures = [pool.submit(_score_one, t, task_refs(t), named, metrics, backend) for t in tracks]
+                try:
+                    for fut in as_completed(futures):
+                        finished(*fut.result(), task)
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    for name, _ in named:
+        for track in tracks:
+            results.add(name, track, per_track[track][name])
+    results.seconds["wall"] = time.perf_counter() - start
+    return results
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def select_per_source_best(
+    references: References,
+    upstreams: Mapping[str, SystemSpec],
+    tracks: Sequence[str] | None = None,
+    metric: str = "museval",
+    jobs: int = 2,
+    backend: str = "fast",
+    progress: bool | None = None,
+) -> tuple[dict[str, str], Results]:
+    """Score the upstreams on a validation split and pick the best upstream per stem.
+
+    Returns ``({stem: upstream name}, validation results)``.
+    """
+    res = score_systems(references, upstreams, tracks, metrics=(metric,), jobs=jobs, backend=backend, progress=progress)
+    return per_source_best(res.aggregate(metric), STEMS), res
+
+
+def build_baseline_systems(
+    upstreams: Mapping[str, SystemSpec],
+    mixture: Callable[[str], np.ndarray] | None = None,
+    per_source_choice: Mapping[str, str] | None = None,
+    rules: Sequence[str] = RULES,
+) -> dict[str, EstimateSource]:
+    """All baseline systems from the same upstream estimates, ready for :func:`score_systems`.
+
+    * each upstream alone, under its own name;
+    * ``ensemble:<rule>`` for every rule (``spec_*_mix`` rules only when ``mixture`` — a
+      callable ``track -> (samples, channels)`` such as ``MusdbSplit.mixture`` — is given);
+    * ``per-source best`` when ``per_source_choice`` ({stem: upstream name}, from
+      :func:`select_per_source_best` on the validation split) is given.
+    """
+    memo = {name: Memo(_as_source(spec)) for name, spec in upstreams.items()}
+    systems: dict[str, EstimateSource] = dict(memo)
+    for rule in rules:
+        if rule.endswith("_mix") and mixture is None:
+            continue
+        systems[f"ensemble:{rule}"] = EnsembleSystem(list(memo.values()), rule, mixture)
+    if per_source_choice:
+        unknown = set(per_source_choice.values()) - set(memo)
+        if unknown:
+            raise ValueError(f"per-source choice names unknown upstreams: {sorted(unknown)}")
+        systems["per-source best"] = SelectionSystem({stem: memo[name] for stem, name in per_source_choice.items()})
+    return systems

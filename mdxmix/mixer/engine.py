@@ -1,0 +1,127 @@
+"""Segment a track, mix each segment, weighted-overlap-add the results (paper §4.2).
+
+Segments of T samples start every T/4 samples; the last one is aligned to the end of
+the track so no segment is zero-padded unless the whole track is shorter than T.
+Each segment's output is multiplied by a strictly positive triangular window and the
+sum is divided by the sum of the windows at every sample, so a mixer that returns one
+fixed W gives exactly X·W everywhere, edges included.
+
+The engine streams: it asks for the input one batch of segments at a time through a
+`read(start, stop)` callable and yields finished output as soon as no later segment
+can touch it, so memory depends on T and the batch size, never on the track length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .mdx_mixer import apply_weights
+
+ReadInput = Callable[[int, int], Tensor]
+
+
+def segment_starts(length: int, segment: int, hop: int) -> list[int]:
+    """Start sample of every segment: every `hop`, plus one ending exactly at `length`."""
+    if length <= 0:
+        return []
+    if length <= segment:
+        return [0]
+    starts = list(range(0, length - segment + 1, hop))
+    if starts[-1] != length - segment:
+        starts.append(length - segment)
+    return starts
+
+
+def overlap_window(segment: int) -> Tensor:
+    """A triangle that is strictly positive, so every covered sample has a non-zero weight."""
+    ramp = torch.arange(1, segment // 2 + 1, dtype=torch.float32)
+    return torch.cat([ramp, torch.arange(segment - segment // 2, 0, -1, dtype=torch.float32)])
+
+
+@dataclass
+class EngineProgress:
+    """What the engine reports after each batch: segments done out of the total."""
+
+    done: int
+    total: int
+
+
+def mix_stream(
+    read: ReadInput,
+    length: int,
+    mixer: torch.nn.Module,
+    *,
+    hop: int | None = None,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    on_progress: Callable[[EngineProgress], None] | None = None,
+    on_weights: Callable[[list[int], Tensor], None] | None = None,
+) -> Iterator[Tensor]:
+    """Yield consecutive (8, n) output chunks that together cover [0, length).
+
+    `read(a, b)` must return the normalised input X[:, a:b] as (Cin, b - a) float32.
+    `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W
+    and the overlap-add stay in float32. `on_weights` receives the segment starts and
+    W of every batch, which `mdxmix inspect` uses.
+    """
+    segment = int(mixer.segment)
+    hop = hop or segment // 4
+    starts = segment_starts(length, segment, hop)
+    window = overlap_window(segment).to(device)
+    acc: Tensor | None = None  # weighted sum of outputs, covering [origin, origin + acc.shape[-1])
+    wsum: Tensor | None = None
+    origin = 0
+    emitted = 0
+    for first in range(0, len(starts), batch_size):
+        batch_starts = starts[first : first + batch_size]
+        x = torch.stack([_read_padded(read, s, segment, length) for s in batch_starts]).to(device)
+        with torch.no_grad():
+            if dtype is not None and dtype != torch.float32:
+                with torch.autocast(device_type=torch.device(device).type, dtype=dtype):
+                    weights = mixer.estimate_weights(x).float()
+            else:
+                weights = mixer.estimate_weights(x)
+            y = apply_weights(x, weights)
+        if on_weights is not None:
+            on_weights(batch_starts, weights.detach().cpu())
+        end = min(batch_starts[-1] + segment, length)
+        if acc is None:
+            acc = torch.zeros(y.shape[1], end - origin, device=device)
+            wsum = torch.zeros(end - origin, device=device)
+        elif end - origin > acc.shape[-1]:
+            grow = end - origin - acc.shape[-1]
+            acc = torch.cat([acc, acc.new_zeros(acc.shape[0], grow)], dim=-1)
+            wsum = torch.cat([wsum, wsum.new_zeros(grow)])
+        for start, out in zip(batch_starts, y):
+            n = min(segment, length - start)
+            a = start - origin
+            acc[:, a : a + n] += out[:, :n] * window[:n]
+            wsum[a : a + n] += window[:n]
+        final = starts[first + batch_size] if first + batch_size < len(starts) else length
+        if final > emitted:
+            n = final - origin
+            yield (acc[:, :n] / wsum[:n]).cpu()
+            acc, wsum, origin, emitted = acc[:, n:], wsum[n:], final, final
+        if on_progress is not None:
+            on_progress(EngineProgress(done=min(first + batch_size, len(starts)), total=len(starts)))
+
+
+def _read_padded(read: ReadInput, start: int, segment: int, length: int) -> Tensor:
+    stop = min(start + segment, length)
+    x = read(start, stop)
+    if x.shape[-1] != stop - start:
+        raise ValueError(f"read({start}, {stop}) returned {x.shape[-1]} samples")
+    if stop - start < segment:
+        x = torch.nn.functional.pad(x, (0, segment - (stop - start)))
+    return x.float()
+
+
+def mix_tensor(x: Tensor, mixer: torch.nn.Module, **kwargs) -> Tensor:
+    """Mix a whole normalised (Cin, N) tensor held in memory; returns (8, N)."""
+    chunks = list(mix_stream(lambda a, b: x[:, a:b], x.shape[-1], mixer, **kwargs))
+    return torch.cat(chunks, dim=-1) if chunks else x.new_zeros(8, 0)

@@ -1,0 +1,166 @@
+"""MDX-Mixer (Nakano & Goto 2024, §3.2): time-varying mixing weights from an MLP-Mixer.
+
+How the paper is read here
+--------------------------
+* A segment X_k has T samples and 2+C channels (the stereo mixture, then the C upstream
+  channels). Folding by F splits the T samples into F contiguous pieces of T/F samples
+  and stacks the pieces along the channel axis: channel c of piece f becomes feature
+  ``c * F + f`` of every token, and token ``t`` holds sample ``f * T/F + t`` of each piece.
+  Z_k therefore has T/F tokens of (2+C)·F features.
+* Each Mixer layer is pre-norm, as in MLP-Mixer: LayerNorm → token-mixing MLP along the
+  T/F axis → skip; LayerNorm → channel-mixing MLP along the (2+C)·F axis → skip.
+  Each MLP is FC → GELU → dropout → FC with hidden sizes D_T and D_C.
+* Global average pooling averages over the T/F tokens (the MLP-Mixer head), leaving
+  (2+C)·F features; a final LayerNorm (as in MLP-Mixer) and one FC give the (2+C)·8
+  entries of W_k.
+* The output is Y_k = X_k W_k: every output channel is a weighted sum of the input
+  channels over the whole segment, so weights may be negative and no mask is involved.
+
+The head's weight starts at zero, so a fresh MDX-Mixer behaves exactly like a
+time-invariant 1×1 convolution (its bias) and learns the time variation on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..stems import OUTPUT_CHANNELS
+
+
+@dataclass(frozen=True)
+class MDXMixerConfig:
+    """Every hyper-parameter of the paper's estimator; D_T/D_C default to the paper's sizes."""
+
+    in_channels: int  # 2 + C
+    segment: int = 2**18  # T
+    folds: int = 2**7  # F
+    layers: int = 8  # N
+    dropout: float = 0.0  # p
+    token_hidden: int | None = None  # D_T, default T/F
+    channel_hidden: int | None = None  # D_C, default (2+C)F
+    out_channels: int = OUTPUT_CHANNELS
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 2:
+            raise ValueError("in_channels must be at least 2 (the stereo mixture)")
+        if self.folds < 1 or self.segment % self.folds:
+            raise ValueError(f"segment T={self.segment} must be divisible by folds F={self.folds}")
+        if self.segment % 4:
+            raise ValueError("segment T must be divisible by 4 (inference hop is T/4)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.layers < 0:
+            raise ValueError("layers must be >= 0")
+
+    @property
+    def tokens(self) -> int:
+        return self.segment // self.folds
+
+    @property
+    def features(self) -> int:
+        return self.in_channels * self.folds
+
+    @property
+    def d_token(self) -> int:
+        return self.token_hidden or self.tokens
+
+    @property
+    def d_channel(self) -> int:
+        return self.channel_hidden or self.features
+
+    @classmethod
+    def paper(cls, in_channels: int, **overrides) -> "MDXMixerConfig":
+        """The paper's setting: T=2^18, F=2^7, N=8, p=0, D_T=T/F, D_C=(2+C)F."""
+        base = dict(segment=2**18, folds=2**7, layers=8, dropout=0.0)
+        return cls(in_channels=in_channels, **{**base, **overrides})
+
+    @classmethod
+    def small(cls, in_channels: int, **overrides) -> "MDXMixerConfig":
+        """A CPU-sized setting: T=2^16 (1.5 s), F=2^6, N=4, D_T=256, D_C=256."""
+        base = dict(segment=2**16, folds=2**6, layers=4, dropout=0.0, token_hidden=256, channel_hidden=256)
+        return cls(in_channels=in_channels, **{**base, **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Mlp(nn.Module):
+    """FC → GELU → dropout → FC, the MLP of both mixing directions."""
+
+    def __init__(self, features: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(features, hidden)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class MixerBlock(nn.Module):
+    """One MLP-Mixer layer over tokens (B, T/F, (2+C)F)."""
+
+    def __init__(self, tokens: int, features: int, d_token: int, d_channel: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(features)
+        self.mlp_tokens = Mlp(tokens, d_token, dropout)
+        self.norm2 = nn.LayerNorm(features)
+        self.mlp_channels = Mlp(features, d_channel, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        x = x + self.mlp_channels(self.norm2(x))
+        return x
+
+
+def fold(x: Tensor, folds: int) -> Tensor:
+    """(B, Cin, T) → (B, T/F, Cin·F): F contiguous pieces of T/F samples stacked as features."""
+    batch, channels, length = x.shape
+    pieces = x.reshape(batch, channels, folds, length // folds)  # piece f = samples [f·T/F, (f+1)·T/F)
+    return pieces.permute(0, 3, 1, 2).reshape(batch, length // folds, channels * folds)
+
+
+def apply_weights(x: Tensor, weights: Tensor) -> Tensor:
+    """Y_k = X_k W_k for a batch: (B, Cin, T) and (B, Cin, Cout) → (B, Cout, T)."""
+    return torch.einsum("bct,bco->bot", x, weights.to(x.dtype))
+
+
+class MDXMixer(nn.Module):
+    """Estimates W_k ∈ R^{(2+C)×8} for each segment and returns (Y_k, W_k)."""
+
+    kind = "mdx_mixer"
+
+    def __init__(self, config: MDXMixerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.blocks = nn.Sequential(
+            *[
+                MixerBlock(config.tokens, config.features, config.d_token, config.d_channel, config.dropout)
+                for _ in range(config.layers)
+            ]
+        )
+        self.norm = nn.LayerNorm(config.features)
+        self.head = nn.Linear(config.features, config.in_channels * config.out_channels)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def segment(self) -> int:
+        return self.config.segment
+
+    def estimate_weights(self, x: Tensor) -> Tensor:
+        """(B, Cin, T) normalised segments → W (B, Cin, Cout)."""
+        cfg = self.config
+        if x.dim() != 3 or x.shape[1] != cfg.in_channels or x.shape[2] != cfg.segment:
+            raise ValueError(f"expected (batch, {cfg.in_channels}, {cfg.segment}), got {tuple(x.shape)}")
+        z = self.blocks(fold(x, cfg.folds))
+        pooled = self.norm(z).mean(dim=1)
+        return self.head(pooled).view(-1, cfg.in_channels, cfg.out_channels)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        weights = self.estimate_weights(x)
+        return apply_weights(x, weights), weights

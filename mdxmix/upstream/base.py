@@ -1,0 +1,78 @@
+"""What an upstream separator is to mdxmix, and how a checkpoint names one.
+
+An upstream is anything that turns a stereo 44.1 kHz mixture into some of the four
+stems: a model run now, or stems an earlier run left in a cache. The engine only sees
+the channels they add to X, in the order the checkpoint lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+from ..stems import STEMS
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """How a checkpoint names one upstream and which of its stems it feeds the mixer.
+
+    `family` picks the adapter; `model` is a pretrained name (family "demucs") or a
+    weights file name (family "demucs-file", looked up like checkpoint files); `sha256`
+    pins a file's content; `hub` says where to download the file when it is not local.
+    """
+
+    family: str
+    model: str
+    stems: tuple[str, ...]
+    sha256: str | None = None
+    hub: dict | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stems", tuple(self.stems))
+        unknown = [s for s in self.stems if s not in STEMS]
+        if unknown or not self.stems or len(set(self.stems)) != len(self.stems):
+            raise ValueError(f"upstream {self.model}: stems must be distinct names from {', '.join(STEMS)}, got {list(self.stems)}")
+
+    @property
+    def id(self) -> str:
+        """A stable identity: family, model and (for files) the start of the content hash."""
+        suffix = f"@{self.sha256[:12]}" if self.sha256 else ""
+        return f"{self.family}:{self.model}{suffix}"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["stems"] = list(self.stems)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "UpstreamSpec":
+        allowed = {"family", "model", "stems", "sha256", "hub"}
+        extra = set(data) - allowed
+        if extra:
+            raise ValueError(f"unknown upstream fields {sorted(extra)}")
+        return cls(**data)
+
+
+def channel_names(specs: list[UpstreamSpec]) -> list[str]:
+    """Names of the 2+C input channels of X, in order: the mixture, then every upstream stem."""
+    names = ["mixture.L", "mixture.R"]
+    for spec in specs:
+        for stem in spec.stems:
+            names += [f"{spec.id}/{stem}.L", f"{spec.id}/{stem}.R"]
+    return names
+
+
+@runtime_checkable
+class Upstream(Protocol):
+    """The small protocol every adapter implements."""
+
+    name: str
+    sample_rate: int
+    stems: tuple[str, ...]
+
+    def separate(self, mixture: Tensor) -> dict[str, Tensor]:
+        """(2, N) float32 mixture at `sample_rate` → {stem: (2, N)} for every stem in `stems`."""
+        ...
