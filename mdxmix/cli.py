@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         args = ["separate", *args]
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="mdxmix", standalone_mode=False)
+        # With standalone_mode=False click returns the code of a typer.Exit instead of raising it.
+        result = command.main(args=args, prog_name="mdxmix", standalone_mode=False)
     except UserError as exc:
         _report_error(exc, verbose)
         return exc.exit_code
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"mdxmix: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for details)", file=sys.stderr)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

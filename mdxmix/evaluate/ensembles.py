@@ -98,9 +98,9 @@ def ensemble(estimates: Sequence[np.ndarray], rule: str, mixture: np.ndarray | N
     if stat == "avg":
         mag = mags.mean(dim=0)
     elif stat == "median":
-        # torch.median returns the lower middle for even counts; numpy's mean-of-middles
-        # is the usual definition, so use quantile(0.5).
-        mag = torch.quantile(mags, 0.5, dim=0)
+        # numpy's median (mean of the two middles for an even count), like the tools';
+        # torch.median would return the lower middle and torch.quantile caps input size.
+        mag = torch.from_numpy(np.median(mags.numpy(), axis=0))
     elif stat == "min":
         mag = mags.min(dim=0).values
     else:

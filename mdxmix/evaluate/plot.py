@@ -14,6 +14,11 @@ from mdxmix.evaluate.report import METRIC_TITLES, Results
 from mdxmix.stems import STEMS
 
 
+def _mpl_at_least(matplotlib, major: int, minor: int) -> bool:
+    parts = matplotlib.__version__.split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
 def plot_boxes(results: Results, path: str | Path, metric: str | None = None) -> Path:
     """Draw per-track SDR distributions per system and stem into ``path`` (PNG).
 
@@ -36,7 +41,8 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
         data = [[v for v in results.values(s, stem, metric) if math.isfinite(v)] for s in systems]
         positions = [i for i, d in enumerate(data) if d]
         if positions:
-            ax.boxplot([data[i] for i in positions], positions=positions, vert=False, widths=0.6, showfliers=True)
+            horizontal = {"orientation": "horizontal"} if _mpl_at_least(matplotlib, 3, 10) else {"vert": False}
+            ax.boxplot([data[i] for i in positions], positions=positions, widths=0.6, **horizontal)
         ax.set_title(stem)
         ax.set_xlabel("SDR [dB]")
         ax.grid(axis="x", alpha=0.3)

@@ -78,7 +78,8 @@ class EnsembleSystem:
         for stem in STEMS:
             ests = [p[stem] for p in per_upstream if stem in p]
             if ests:
-                n = min(e.shape[0] for e in ests)  # upstreams may differ by a few samples
+                # upstreams may differ from each other and the mixture by a few samples
+                n = min([e.shape[0] for e in ests] + ([mix.shape[0]] if mix is not None else []))
                 m = None if mix is None else mix[:n]
                 out[stem] = ensemble([e[:n] for e in ests], self.rule, m)
         return out
