@@ -176,10 +176,10 @@ class _Espeak:
 
     def say(self, text: str, voice: str, pitch: int, rate: int) -> np.ndarray:
         L = self.lib
-        if voice != self.voice:
-            if L.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise RuntimeError(f"espeak-ng voice {voice} missing")
-            self.voice = voice
+        # set the voice on every call: it resets the wave generator (flutter phase etc.),
+        # without which a word depends on what was said before it
+        if L.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise RuntimeError(f"espeak-ng voice {voice} missing")
         L.espeak_SetParameter(1, int(rate), 0)  # espeakRATE
         L.espeak_SetParameter(3, int(pitch), 0)  # espeakPITCH
         L.espeak_SetParameter(4, 0, 0)  # espeakRANGE: monotone
@@ -197,16 +197,23 @@ def _espeak() -> _Espeak:
 
 
 def _f0(x: np.ndarray, sr: int) -> float:
-    """Median autocorrelation pitch of the voiced frames (for calibration only)."""
-    n = int(0.04 * sr)
+    """Median YIN pitch of the loud frames (used for calibration only)."""
+    n = int(0.05 * sr)
+    lo, hi = int(sr / 700), int(sr / 60)
     vals = []
-    for s in range(0, len(x) - n, n // 2):
-        w = x[s:s + n] * np.hanning(n)
-        if np.sqrt(np.mean(w ** 2)) < 0.02:
+    thr = 0.3 * np.max(np.abs(x)) if len(x) else 0.0
+    for s in range(0, len(x) - n - hi, n // 2):
+        w = x[s:s + n]
+        if np.max(np.abs(w)) < thr:
             continue
-        ac = np.correlate(w, w, "full")[n - 1:]
-        lo, hi = int(sr / 600), int(sr / 60)
-        vals.append(sr / (lo + np.argmax(ac[lo:hi])))
+        d = np.array([np.sum((w[: n - hi] - w[t:t + n - hi]) ** 2) for t in range(hi)])
+        cmnd = d[1:] * np.arange(1, hi) / np.maximum(np.cumsum(d[1:]), 1e-12)
+        cand = np.nonzero(cmnd[lo:] < 0.2)[0]
+        if len(cand):
+            t = lo + cand[0]
+            while t + 1 < len(cmnd) and cmnd[t + 1] < cmnd[t]:
+                t += 1
+            vals.append(sr / (t + 1))
     return float(np.median(vals)) if vals else 120.0
 
 
