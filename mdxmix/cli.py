@@ -115,6 +115,15 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     Console().print(table) if rows else stderr.print("no checkpoints are registered in weights/registry.json yet")
 
 
+def _register_subcommands() -> None:
+    from .train.command import EPILOG as TRAIN_EPILOG, train_command
+
+    app.command("train", epilog=TRAIN_EPILOG)(train_command)
+
+
+_register_subcommands()
+
+
 def _report_error(exc: BaseException, verbose: bool) -> None:
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)

@@ -22,7 +22,7 @@ def tiny_demucs() -> torch.nn.Module:
     from demucs.hdemucs import HDemucs
 
     torch.manual_seed(0)
-    return HDemucs(sources=list(STEMS), channels=4)
+    return HDemucs(sources=list(STEMS), channels=4, segment=4)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,37 @@ def write_tone(path: Path, seconds: float, rate: int, channels: int = 2, subtype
     data = np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * c) * t) + 0.02 * rng.standard_normal(t.size) for c in range(channels)], 1)
     sf.write(path, data if channels > 1 else data[:, 0], rate, subtype=subtype)
     return data
+
+
+def synth_song(seconds: float, seed: int) -> dict[str, np.ndarray]:
+    """Four distinguishable (samples, 2) stems: noise bursts, a low tone, a chord and a vibrato voice."""
+    rng = np.random.default_rng(seed)
+    rate = 44100
+    t = np.arange(int(seconds * rate)) / rate
+    beat = (np.sin(2 * np.pi * 2 * t) > 0.95).astype(np.float64)
+    drums = rng.standard_normal(t.size) * beat * 0.3
+    bass = 0.3 * np.sin(2 * np.pi * (55 + 10 * seed) * t)
+    other = sum(0.1 * np.sin(2 * np.pi * f * (1 + 0.01 * seed) * t) for f in (262, 330, 392))
+    vocals = 0.2 * np.sin(2 * np.pi * (440 + 5 * np.sin(2 * np.pi * 5 * t)) * t) * (np.sin(2 * np.pi * 0.5 * t) > -0.5)
+    pan = lambda x, p: np.stack([x * (1 - p), x * (1 + p)], 1).astype(np.float32)  # noqa: E731
+    return {"drums": pan(drums, 0.1), "bass": pan(bass, 0.0), "other": pan(other, -0.3), "vocals": pan(vocals, 0.05)}
+
+
+def write_dataset(root: Path, layout: dict[str, int], seconds: float = 3.0) -> Path:
+    """A MUSDB18-HQ-layout folder with `layout[split]` songs per split; mixture = sum of stems."""
+    seed = 0
+    for split, count in layout.items():
+        for index in range(count):
+            folder = root / split / f"song{seed:02d}"
+            folder.mkdir(parents=True)
+            stems = synth_song(seconds, seed)
+            for name, audio in stems.items():
+                sf.write(folder / f"{name}.wav", audio, 44100, subtype="FLOAT")
+            sf.write(folder / "mixture.wav", sum(stems.values()), 44100, subtype="FLOAT")
+            seed += 1
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data"), {"train": 3, "valid": 1, "test": 1})

@@ -1,0 +1,1 @@
+"""Training mixers on a MUSDB18-HQ-layout dataset (`mdxmix train`)."""
