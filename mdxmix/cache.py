@@ -84,6 +84,10 @@ class StemCache:
         os.replace(tmp, data_path)
         os.replace(meta_tmp, meta_path)
 
+    def writer(self, upstream_id: str, key: str, stems: tuple[str, ...], frames: int) -> "CacheWriter":
+        """Fill one entry block by block (the streaming pipeline); it appears only when complete."""
+        return CacheWriter(self, upstream_id, key, stems, frames)
+
     def stems(self, upstream, mixture: Tensor, key: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
         """The upstream's stems for `mixture`, computed and stored on a miss; returns (stems, was_cached)."""
         key = key or audio_key(mixture)
@@ -95,6 +99,19 @@ class StemCache:
         assert stored is not None
         return stored, False
 
+    def enforce_limit(self, limit_bytes: int | None = None) -> None:
+        """Delete least recently used entries until the cache fits `limit_bytes` ($MDXMIX_CACHE_MAX_GB, default 20)."""
+        if limit_bytes is None:
+            limit_bytes = int(float(os.environ.get("MDXMIX_CACHE_MAX_GB", "20")) * 1e9)
+        entries = sorted(self.root.glob(f"v{CACHE_VERSION}/*/*.npy"), key=lambda p: p.stat().st_atime) if self.root.exists() else []
+        total = sum(p.stat().st_size for p in entries)
+        for data_path in entries:
+            if total <= limit_bytes:
+                break
+            total -= data_path.stat().st_size
+            data_path.unlink()
+            data_path.with_suffix(".json").unlink(missing_ok=True)
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
 
@@ -104,3 +121,39 @@ class StemCache:
         if self.root.exists():
             shutil.rmtree(self.root)
         return size
+
+
+class CacheWriter:
+    """A float16 .npy filled in place through a memory map, renamed when every block is in."""
+
+    def __init__(self, cache: StemCache, upstream_id: str, key: str, stems: tuple[str, ...], frames: int) -> None:
+        self.cache, self.upstream_id, self.key, self.stems, self.frames = cache, upstream_id, key, stems, frames
+        self.data_path, self.meta_path = cache._paths(upstream_id, key)
+        self.data_path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.data_path.with_name(f".{self.data_path.name}.{os.getpid()}.{id(self)}.tmp")
+        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16, shape=(AUDIO_CHANNELS * len(stems), frames))
+        self.filled = 0
+
+    def write(self, start: int, stems: dict[str, Tensor]) -> None:
+        for i, stem in enumerate(self.stems):
+            block = stems[stem].float().clamp(-65000, 65000).cpu().numpy()
+            self.array[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1), start : start + block.shape[-1]] = block
+            width = block.shape[-1]
+        self.filled += width
+
+    def commit(self) -> None:
+        if self.filled < self.frames:
+            self.abort()  # never store an entry with holes
+            return
+        self.array.flush()
+        del self.array
+        meta_tmp = self.meta_path.with_name(f".{self.meta_path.name}.{os.getpid()}.tmp")
+        meta_tmp.write_text(json.dumps({"stems": list(self.stems), "upstream": self.upstream_id, "frames": self.frames, "version": CACHE_VERSION}))
+        os.replace(self.tmp, self.data_path)
+        os.replace(meta_tmp, self.meta_path)
+        self.cache.enforce_limit()
+
+    def abort(self) -> None:
+        if hasattr(self, "array"):
+            del self.array
+        self.tmp.unlink(missing_ok=True)

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import UserError
+from .errors import UsageError, UserError
+from .outputs import DEFAULT_TEMPLATE
 from .stems import STEMS
 
 app = typer.Typer(
@@ -41,55 +42,90 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-@app.command(
-    epilog="Examples:\n\n"
-    "  mdxmix song.wav\n\n"
-    "  mdxmix song.flac -o stems --checkpoint weights/my-mixer.safetensors --device cuda\n\n"
-    "  mdxmix a.wav b.wav --json > results.jsonl"
-)
+SEPARATE_EPILOG = """Examples:
+
+  mdxmix song.wav                                   # separated/<checkpoint>/song/{drums,bass,other,vocals}.wav
+
+  mdxmix music/ "live/*.flac" -j 2 --flac           # folders (recursive) and globs, two songs at a time
+
+  mdxmix song.mp3 --two-stems vocals --mp3 --mp3-bitrate 256
+
+  mdxmix song.wav --filename "{track}-{stem}.{ext}" --stems vocals,bass --int24
+
+  cat song.flac | mdxmix - --stdout vocals | sox - vocals.mp3
+
+  mdxmix a.wav b.wav --json | jq .outputs
+"""
+
+
+@app.command(epilog=SEPARATE_EPILOG)
 def separate(
-    inputs: list[str] = typer.Argument(..., help="Audio files to separate ('-' reads one from stdin)."),
-    out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder; stems go to OUT/<checkpoint>/<track>/<stem>.wav."),
+    inputs: list[str] = typer.Argument(..., help="Audio files, folders (searched recursively) or glob patterns; '-' reads one song from stdin."),
+    out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder; stems go to OUT/<checkpoint>/<filename template>."),
     checkpoint: str = typer.Option("default", "--checkpoint", "-c", help="Registered checkpoint name or path to a .safetensors file."),
+    filename: str = typer.Option(DEFAULT_TEMPLATE, "--filename", help="Output path template inside OUT/<checkpoint>: {track}, {stem}, {ext}, {checkpoint}."),
+    stems: Optional[str] = typer.Option(None, "--stems", help="Write only these stems, comma-separated (e.g. vocals,drums)."),
+    two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the input minus STEM, so the two add back to the input)."),
+    int24: bool = typer.Option(False, "--int24", help="24-bit output."),
+    float32: bool = typer.Option(False, "--float32", help="32-bit float WAV output."),
+    flac: bool = typer.Option(False, "--flac", help="FLAC output."),
+    mp3: bool = typer.Option(False, "--mp3", help="MP3 output (LAME)."),
+    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="MP3 bitrate in kbit/s."),
+    clip_mode: str = typer.Option("rescale", "--clip-mode", help="rescale (scale a stem down if it would clip), clamp, or none."),
+    stdout: Optional[str] = typer.Option(None, "--stdout", help="Write this one stem as WAV to stdout and nothing else there (logs go to stderr)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Separate again even when all outputs exist (default: skip those songs)."),
+    jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Songs separated in parallel (one model load shared)."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Segments mixed at once (default 4 on CPU, 16 on GPU)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 for the weight estimation on GPU."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per finished track on stdout; no progress bars."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache (default $MDXMIX_CACHE or the user cache dir; `mdxmix cache` shows it)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the upstream stem cache."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per finished song on stdout; no progress bars."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and details on errors."),
 ) -> None:
     """Separate songs into drums, bass, other and vocals."""
-    from .audio import read_audio
+    from .batch import OutputPlan, run_batch
+    from .cache import StemCache
+    from .inputs import expand_inputs
+    from .outputs import OutputFormat, check_template, stdout_stream
     from .pipeline import Separator
 
-    separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision)
+    check_template(filename)
+    fmt = OutputFormat.from_flags(int24=int24, float32=float32, flac=flac, mp3=mp3, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode)
+    plan = OutputPlan.build(out=out, template=filename, fmt=fmt, stems=stems, two_stems=two_stems, stdout=stdout, overwrite=overwrite)
+    songs = expand_inputs(inputs)
+    if stdout is not None and len(songs) != 1:
+        raise UsageError("--stdout takes exactly one input song")
+    if stdout is not None and as_json:
+        raise UsageError("--stdout and --json both want stdout; choose one")
+    if sum(song.source == "-" for song in songs) > 1:
+        raise UsageError("stdin ('-') can be read only once")
+    cache = None if no_cache else StemCache(cache_dir)
+    separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision, cache=cache)
     show_progress = stderr.is_terminal and not as_json
-    failures = 0
-    for source in inputs:
-        track = "stdin" if source == "-" else Path(source).stem
-        started = time.perf_counter()
-        try:
-            audio, info = read_audio(source)
-            folder = out / separator.name / track
-            outputs = {stem: folder / f"{stem}.wav" for stem in STEMS}
-            with _progress(show_progress) as progress:
-                task = progress.add_task(f"{track}", total=1.0)
-                written = separator.separate_to_files(
-                    audio, info, outputs, on_progress=lambda done, total: progress.update(task, completed=done / total),
-                )
-        except UserError as exc:
-            failures += 1
-            _report_error(exc, verbose)
-            continue
-        seconds = time.perf_counter() - started
+
+    def on_result(result) -> None:
         if as_json:
-            record = {"input": source, "outputs": {k: str(v) for k, v in written.items()},
-                      "seconds": round(seconds, 3), "device": str(separator.device), "checkpoint": separator.name}
+            record = {"input": result.input, "status": result.status, "outputs": result.outputs, "seconds": result.seconds,
+                      "device": str(separator.device), "checkpoint": separator.name}
+            if result.error:
+                record["error"] = result.error
             print(json.dumps(record), flush=True)
-        elif not show_progress:
-            pass
-        else:
-            stderr.print(f"{track}: wrote {len(written)} stems to {folder} in {seconds:.1f} s")
-    if failures:
+        if result.status == "failed":
+            _report_error(result.exception or UserError(result.error or "failed"), verbose)
+
+    with _progress(show_progress) as progress:
+        def factory(track: str):
+            task = progress.add_task(track, total=1.0)
+            return lambda done, total: progress.update(task, completed=done / total)
+
+        results = run_batch(separator, songs, plan, jobs=jobs, stream=stdout_stream() if stdout else None,
+                            progress=factory if show_progress else None, on_result=on_result)
+    counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
+    if len(results) > 1 or counts["skipped"] or not as_json and counts["failed"] and len(results) > 1:
+        print(f"mdxmix: {len(results)} songs: {counts['ok']} separated, {counts['skipped']} skipped (outputs exist; "
+              f"--overwrite to redo), {counts['failed']} failed", file=sys.stderr)
+    if counts["failed"]:
         raise typer.Exit(code=1)
 
 
@@ -115,10 +151,65 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     Console().print(table) if rows else stderr.print("no checkpoints are registered in weights/registry.json yet")
 
 
+@app.command(epilog="Examples:\n\n  mdxmix cache\n\n  mdxmix cache --clear")
+def cache(
+    clear: bool = typer.Option(False, "--clear", help="Delete every cached upstream stem."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="The cache to show or clear (default: $MDXMIX_CACHE or the user cache dir)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show where upstream stems are cached and how much space they take, or clear them."""
+    from .cache import StemCache
+
+    store = StemCache(cache_dir)
+    size = store.clear() if clear else store.size_bytes()
+    record = {"cache_dir": str(store.root), "bytes": size, "cleared": clear}
+    if as_json:
+        print(json.dumps(record))
+    else:
+        verb = "freed" if clear else "in use"
+        print(f"{store.root}: {size / 1e6:.1f} MB {verb}")
+
+
+@app.command(epilog="Example:\n\n  mdxmix inspect song.wav --plot weights.png --csv weights.csv")
+def inspect(
+    song: str = typer.Argument(..., help="Audio file whose mixing weights to show."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG with heatmaps of the mean and standard deviation of W_k."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="CSV with every segment's weights (segment, start, input, output, weight)."),
+    checkpoint: str = typer.Option("default", "--checkpoint", "-c", help="Registered checkpoint name or path."),
+    device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda or mps."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the upstream stem cache."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+) -> None:
+    """Show the time-varying mixing weights W_k a checkpoint estimates for a song (paper Figs. 5-6)."""
+    from .cache import StemCache
+    from .inspect_weights import OUTPUT_NAMES, plot as plot_weights, trace_weights, write_csv
+    from .pipeline import Separator
+
+    separator = Separator(checkpoint, device=device, cache=None if no_cache else StemCache())
+    trace = trace_weights(separator, song)
+    if csv_path:
+        write_csv(trace, csv_path)
+    if plot:
+        plot_weights(trace, plot, title=f"{Path(song).name} - {separator.name}")
+    if not plot and not csv_path:
+        from rich.table import Table
+
+        table = Table(title=f"mean (std) of W_k over {len(trace.starts)} segments")
+        table.add_column("input")
+        for name in OUTPUT_NAMES:
+            table.add_column(name, justify="right")
+        for i, name in enumerate(trace.inputs):
+            table.add_row(name, *[f"{trace.mean[i, o]:+.2f} ({trace.std[i, o]:.2f})" for o in range(len(OUTPUT_NAMES))])
+        Console().print(table)
+
+
 def _register_subcommands() -> None:
     from .train.command import EPILOG as TRAIN_EPILOG, train_command
 
+    from .evaluate.command import eval_command
+
     app.command("train", epilog=TRAIN_EPILOG)(train_command)
+    app.command("eval")(eval_command)
 
 
 _register_subcommands()

@@ -27,3 +27,9 @@ class UpstreamError(UserError):
 
 class OfflineError(UserError):
     """A file that must come from the network while the network is unavailable."""
+
+
+class UsageError(UserError):
+    """Options that contradict each other or cannot work; exit code 2 like other usage errors."""
+
+    exit_code = 2

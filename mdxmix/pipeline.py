@@ -13,14 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soxr
 import torch
 from torch import Tensor
 
-from .audio import AtomicAudioWriter, AudioInfo, output_subtype, read_audio, resample
+from .audio import AudioInfo, read_audio, resample
+from .cache import CacheWriter, StemCache, audio_key
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .errors import CheckpointError, UserError
 from .mixer import Mixer
-from .mixer.engine import EngineProgress, mix_stream
+from .mixer.engine import mix_stream
+from .outputs import StemSink
 from .registry import Registry, weights_dir
 from .stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
 from .upstream import Upstream, build_upstream
@@ -70,11 +74,16 @@ class Normalizer:
 
 
 class BlockedInput:
-    """Serves the normalised X[:, a:b] to the engine, computing upstream stems per block."""
+    """Serves the normalised X[:, a:b] to the engine, computing upstream stems per block.
+
+    With a `StemCache`, an upstream whose stems for this mixture are cached is read from
+    the cache instead of run; one that is not is run block by block and its stems are
+    written to the cache as they come, so the next run with any checkpoint that uses the
+    same upstream skips it.
+    """
 
     def __init__(self, mixture: Tensor, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
-                 normalizer: Normalizer, *, block: int, context: int,
-                 on_block: Callable[[int, int], None] | None = None) -> None:
+                 normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None) -> None:
         self.mixture = mixture
         self.upstreams = upstreams
         self.stems_used = stems_used
@@ -83,9 +92,17 @@ class BlockedInput:
         # One block when the song is only a little longer than a block: no context overhead.
         self.block = self.length if self.length <= block * 1.25 else block
         self.context = context
-        self.on_block = on_block
         self.blocks: dict[int, Tensor] = {}
         self.total_blocks = max(1, -(-self.length // self.block))
+        self.cached: list[dict | None] = [None] * len(upstreams)
+        self.writers: list[CacheWriter | None] = [None] * len(upstreams)
+        self.upstream_runs = 0
+        if cache is not None:
+            key = audio_key(mixture)
+            for i, upstream in enumerate(upstreams):
+                self.cached[i] = cache.get(upstream.name, key)
+                if self.cached[i] is None:
+                    self.writers[i] = cache.writer(upstream.name, key, tuple(upstream.stems), self.length)
 
     def read(self, start: int, stop: int) -> Tensor:
         first, last = start // self.block, (stop - 1) // self.block
@@ -102,14 +119,30 @@ class BlockedInput:
     def _compute(self, index: int) -> Tensor:
         start, stop = index * self.block, min((index + 1) * self.block, self.length)
         lo, hi = max(0, start - self.context), min(self.length, stop + self.context)
-        window = self.mixture[:, lo:hi]
         channels = [self.mixture[:, start:stop]]
-        for upstream, stems in zip(self.upstreams, self.stems_used):
-            separated = upstream.separate(window)
-            channels += [separated[s][:, start - lo : stop - lo].float() for s in stems]
-        if self.on_block is not None:
-            self.on_block(index + 1, self.total_blocks)
+        for i, (upstream, stems) in enumerate(zip(self.upstreams, self.stems_used)):
+            cached = self.cached[i]
+            if cached is not None:
+                channels += [torch.from_numpy(np.asarray(cached[s][:, start:stop], dtype=np.float32)) for s in stems]
+                continue
+            separated = upstream.separate(self.mixture[:, lo:hi])
+            self.upstream_runs += 1
+            block = {s: separated[s][:, start - lo : stop - lo].float() for s in upstream.stems}
+            channels += [block[s] for s in stems]
+            writer = self.writers[i]
+            if writer is not None:
+                writer.write(start, block)
+                if index == self.total_blocks - 1:
+                    writer.commit()
+                    self.writers[i] = None
         return self.normalizer.forward(torch.cat(channels, dim=0))
+
+    def close(self) -> None:
+        """Drop cache entries left unfinished (an interrupted or failed run)."""
+        for writer in self.writers:
+            if writer is not None:
+                writer.abort()
+        self.writers = [None] * len(self.writers)
 
 
 class Separator:
@@ -117,7 +150,8 @@ class Separator:
 
     def __init__(self, checkpoint: str | Path | None = "default", *, device: str = "auto",
                  batch_size: int | None = None, block_seconds: float = 60.0, context_seconds: float = 3.0,
-                 precision: str = "fp32", upstreams: list[Upstream] | None = None) -> None:
+                 precision: str = "fp32", upstreams: list[Upstream] | None = None,
+                 cache: StemCache | None = None) -> None:
         registry = Registry.load()
         self.name, path = registry.checkpoint_path(None if checkpoint is None else str(checkpoint))
         ref = registry.checkpoints.get(self.name)
@@ -139,6 +173,8 @@ class Separator:
             upstreams = [build_upstream(spec, search, self.device) for spec in self.meta.upstreams]
         self._check_upstreams(upstreams)
         self.upstreams = upstreams
+        self.cache = cache
+        self.upstream_runs = 0  # upstream calls made (0 when every stem came from the cache)
 
     def _check_upstreams(self, upstreams: list[Upstream]) -> None:
         want = [spec.id for spec in self.meta.upstreams]
@@ -160,14 +196,18 @@ class Separator:
         mixture = mixture.float()
         normalizer = Normalizer.of(mixture)
         source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.meta.upstreams], normalizer,
-                              block=self.block, context=self.context)
+                              block=self.block, context=self.context, cache=self.cache)
         done = 0
-        for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,
-                                device=self.device, dtype=self.dtype, on_weights=on_weights):
-            done += chunk.shape[-1]
-            if on_progress is not None:
-                on_progress(done, mixture.shape[-1])
-            yield normalizer.inverse(chunk)
+        try:
+            for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,
+                                    device=self.device, dtype=self.dtype, on_weights=on_weights):
+                done += chunk.shape[-1]
+                if on_progress is not None:
+                    on_progress(done, mixture.shape[-1])
+                yield normalizer.inverse(chunk)
+        finally:
+            source.close()
+            self.upstream_runs += source.upstream_runs
 
     def separate(self, audio: Tensor, sample_rate: int = SAMPLE_RATE) -> dict[str, Tensor]:
         """(channels, N) at any rate → {stem: (2, N)} at that rate, held in memory."""
@@ -185,28 +225,40 @@ class Separator:
         audio, info = read_audio(path)
         return self.separate(audio, info.sample_rate)
 
-    def separate_to_files(self, audio: Tensor, info: AudioInfo, outputs: dict[str, Path], *,
-                          subtype: str | None = None, on_progress: ProgressCallback | None = None) -> dict[str, Path]:
-        """Stream the stems of a (2, N) input into files at the input's rate and length.
+    def write_stems(self, audio: Tensor, info: AudioInfo, sinks: dict[str, StemSink], *,
+                    on_progress: ProgressCallback | None = None) -> dict[str, Path | None]:
+        """Stream the stems of a (2, N) input into sinks at the input's rate and length.
 
-        `outputs` maps stem names to paths (a subset of the four is fine). Every file is
-        written under a temporary name and renamed only when the whole song is done.
+        Keys of `sinks` are stem names, or `no_<stem>` for the input minus that stem
+        (computed at the input's rate, so the pair adds back to the input exactly).
+        Nothing is committed unless the whole song went through.
         """
-        mixture = resample(audio, info.sample_rate, SAMPLE_RATE)
-        subtype = subtype or output_subtype(info)
-        writers: dict[str, AtomicAudioWriter] = {}
+        rate, frames = info.sample_rate, audio.shape[-1]
+        resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(SAMPLE_RATE, rate, 8, dtype="float32", quality="HQ")
+        position = 0
+
+        def emit(block: np.ndarray) -> None:
+            nonlocal position
+            block = block[:, : frames - position]
+            for name, sink in sinks.items():
+                stem = name[3:] if name.startswith("no_") else name
+                index = STEMS.index(stem)
+                data = block[2 * index : 2 * index + 2]
+                if name.startswith("no_"):
+                    data = audio[:, position : position + block.shape[1]].numpy() - data
+                sink.write(data)
+            position += block.shape[1]
+
         try:
-            for stem, path in outputs.items():
-                writers[stem] = AtomicAudioWriter(path, source_rate=SAMPLE_RATE, target_rate=info.sample_rate,
-                                                  frames=audio.shape[-1], subtype=subtype)
-            for chunk in self.stream(mixture, on_progress=on_progress):
-                for stem, writer in writers.items():
-                    index = STEMS.index(stem)
-                    writer.write(chunk[2 * index : 2 * index + 2])
-            return {stem: writer.commit() for stem, writer in writers.items()}
+            for chunk in self.stream(resample(audio, rate, SAMPLE_RATE), on_progress=on_progress):
+                data = chunk.numpy()
+                emit(data if resampler is None else resampler.resample_chunk(np.ascontiguousarray(data.T), last=False).T)
+            if resampler is not None:
+                emit(resampler.resample_chunk(np.zeros((0, 8), dtype=np.float32), last=True).T)
+            if position < frames:
+                emit(np.zeros((8, frames - position), dtype=np.float32))
+            return {name: sink.commit() for name, sink in sinks.items()}
         except BaseException:
-            for writer in writers.values():
-                writer.abort()
+            for sink in sinks.values():
+                sink.abort()
             raise
-
-

@@ -323,7 +323,7 @@ def test_eval_command_user_errors_have_no_traceback(dataset: tuple[Path, dict], 
     assert "error: track 't2' missing from estimates folder" in res.stderr
     assert "Traceback" not in res.output
     res = runner.invoke(_app(), ["eval", "--data", str(root / "data"), "--checkpoint", "mdx-mixer-small"])
-    assert res.exit_code == 1 and "needs the separation pipeline" in res.stderr
+    assert res.exit_code == 1 and "unknown checkpoint 'mdx-mixer-small'" in res.stderr
     res = runner.invoke(_app(), ["eval", "--data", str(tmp_path / "nope"), "--estimates", str(partial)])
     assert res.exit_code == 1 and "data folder not found" in res.stderr
     help_text = runner.invoke(_app(), ["eval", "--help"]).output

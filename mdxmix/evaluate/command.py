@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from mdxmix.errors import UserError
+
 from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
 from mdxmix.evaluate.ensembles import RULES
 from mdxmix.evaluate.report import Results, rich_tables, to_json_dict, write_outputs
@@ -26,23 +28,22 @@ Example:
 
   mdxmix eval --data ~/musdb18hq --upstream htdemucs=cache/htdemucs --upstream umx=cache/umx --select-split valid --metric both
 
+  mdxmix eval --data corpus --split test --checkpoint runs/conv/best.safetensors --checkpoint runs/mdx/best.safetensors --out results/
+
 --estimates NAME=DIR scores DIR/<track>/{drums,bass,other,vocals}.wav (a bare DIR is named
 after the folder; a missing stem file means that system lacks the stem). --upstream adds
 each upstream, every fixed ensemble rule over them, and, with --select-split, the
-per-source best upstream chosen on that split.
+per-source best upstream chosen on that split. --checkpoint separates the split with a
+checkpoint; the first checkpoint's upstreams (read from the stem cache) then provide the
+same baselines, with the per-source best chosen on 'valid' when that split exists.
 """
 
 
-def checkpoint_system(name: str) -> EstimateSource:
-    """HOOK for the core: return a picklable callable ``track -> {stem: (samples, 2) array}``
-    that separates ``track`` with checkpoint ``name`` (e.g. from the upstream cache).
+def checkpoint_system(name: str, data: Path, split: str, cache_dir: Optional[Path]) -> EstimateSource:
+    """A picklable ``track -> stems`` that separates ``track`` with checkpoint ``name``."""
+    from mdxmix.evaluate.systems import CheckpointEstimates
 
-    Until the pipeline exists, scoring a checkpoint is a clear user error.
-    """
-    raise EvaluationError(
-        f"cannot score checkpoint {name!r}: checkpoint scoring needs the separation pipeline, "
-        "which is not available yet; separate with the checkpoint and score the folder with --estimates"
-    )
+    return CheckpointEstimates(name, data, split, cache_dir)
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -79,7 +80,9 @@ def eval_command(
     upstream: List[str] = typer.Option([], "--upstream", help="NAME=DIR (repeatable) upstream stems: scored alone and combined by every ensemble rule."),
     select_split: Optional[str] = typer.Option(None, "--select-split", help="Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold that split's tracks too)."),
     rules: str = typer.Option("all", "--rules", help="Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."),
-    checkpoint: List[str] = typer.Option([], "--checkpoint", help="Checkpoint to separate with and score (repeatable; needs the pipeline)."),
+    checkpoint: List[str] = typer.Option([], "--checkpoint", help="Checkpoint (name or .safetensors path) to separate with and score; repeatable. The first one's upstreams, their ensembles and the per-source best join the table unless --no-baselines."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="With --checkpoint: also score the first checkpoint's upstreams (from the stem cache), every ensemble rule and the per-source best."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache shared with training and separation (default $MDXMIX_CACHE or the user cache dir)."),
     metric: str = typer.Option("both", "--metric", help="global (MDX challenge), museval (BSS Eval v4, the paper's), or both."),
     backend: str = typer.Option("fast", "--backend", help="museval-SDR implementation: fast (closed form, equal to museval) or museval (the package; slow)."),
     jobs: int = typer.Option(max(1, min(os.cpu_count() or 1, 8)), "--jobs", "-j", min=1, help="Worker processes (tracks are scored in parallel)."),
@@ -102,7 +105,14 @@ def eval_command(
     if clash:
         raise typer.BadParameter(f"name {sorted(clash)[0]!r} used by --estimates and --upstream", param_hint="--estimates")
     try:
-        results = _run(data, split, systems_dirs, upstream_dirs, select_split, rule_list, checkpoint, metrics, backend, jobs)
+        if checkpoint and baselines and not upstream_dirs:
+            from mdxmix.evaluate.systems import upstream_systems
+
+            upstream_dirs = upstream_systems(checkpoint[0], data, split, cache_dir)
+            if select_split is None and (data / "valid").is_dir():
+                select_split = "valid"
+        results = _run(data, split, systems_dirs, upstream_dirs, select_split, rule_list, checkpoint, metrics, backend, jobs,
+                       cache_dir)
         settings = {"data": str(data), "split": split, "backend": backend, "jobs": jobs, "window": 44100, "hop": 44100}
         if out is not None:
             write_outputs(results, out, settings)
@@ -110,8 +120,8 @@ def eval_command(
             from mdxmix.evaluate.plot import plot_boxes
 
             plot_boxes(results, plot)
-    except EvaluationError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except UserError as exc:  # EvaluationError, and checkpoint/upstream errors of the core
+        typer.echo(f"mdxmix: error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(to_json_dict(results, settings)))
@@ -130,13 +140,14 @@ def _run(
     data: Path,
     split: str,
     systems_dirs: dict[str, Path],
-    upstream_dirs: dict[str, Path],
+    upstream_dirs: dict,
     select_split: Optional[str],
     rule_list: list[str],
     checkpoints: List[str],
     metrics: tuple[str, ...],
     backend: str,
     jobs: int,
+    cache_dir: Optional[Path] = None,
 ) -> Results:
     if not (systems_dirs or upstream_dirs or checkpoints):
         raise EvaluationError("nothing to score: give --estimates, --upstream or --checkpoint")
@@ -145,12 +156,13 @@ def _run(
     systems: dict = {name: EstimatesFolder(folder) for name, folder in systems_dirs.items()}
     notes: list[str] = []
     if upstream_dirs:
-        folders = {name: EstimatesFolder(folder) for name, folder in upstream_dirs.items()}
+        folders = {name: EstimatesFolder(folder) if isinstance(folder, Path) else folder for name, folder in upstream_dirs.items()}
         choice = None
         if select_split:
             valid = MusdbSplit(data, select_split)
             sel_metric = metrics[0]
-            choice, _ = select_per_source_best(valid, folders, valid.tracks(), metric=sel_metric, jobs=jobs, backend=backend)
+            on_valid = {name: _on_split(source, select_split) for name, source in folders.items()}
+            choice, _ = select_per_source_best(valid, on_valid, valid.tracks(), metric=sel_metric, jobs=jobs, backend=backend)
             notes.append(
                 f"per-source best chosen on split {select_split!r} by {sel_metric} SDR: "
                 + ", ".join(f"{stem}={name}" for stem, name in choice.items())
@@ -158,10 +170,19 @@ def _run(
         baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=rule_list)
         systems = {**baselines, **systems}
     for name in checkpoints:
-        systems[name] = checkpoint_system(name)
+        systems[Path(name).stem if name.endswith(".safetensors") else name] = checkpoint_system(name, data, split, cache_dir)
     results = score_systems(refs, systems, tracks, metrics=metrics, jobs=jobs, backend=backend)
     results.notes += notes
     return results
+
+
+def _on_split(source, split: str):
+    """The same upstream, reading another split (cache-backed sources know their split)."""
+    from mdxmix.evaluate.systems import UpstreamEstimates
+
+    if isinstance(source, UpstreamEstimates):
+        return UpstreamEstimates(source.spec, source.search, source.data, split, source.cache_dir, source.device)
+    return source
 
 
 def _print_timing(results: Results) -> None:

@@ -1,0 +1,94 @@
+"""Systems scored straight from a checkpoint: its mixer, and its upstreams from the stem cache.
+
+Both are picklable callables `track -> {stem: (samples, 2) array}`, so `score_systems` can
+send them to worker processes; each process loads its model once, on first use. Upstream
+stems come from the same on-disk cache that training filled, so the upstream baselines,
+the ensembles and the mixer all see identical upstream estimates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cache import StemCache, audio_key
+from ..stems import STEMS
+from ..upstream import build_upstream
+from ..upstream.base import UpstreamSpec
+from .dataset import MusdbSplit
+
+
+def _worker_threads() -> None:
+    # Several scoring processes share the cores; one thread each avoids oversubscription.
+    if torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
+
+
+class CheckpointEstimates:
+    """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
+
+    def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu") -> None:
+        self.checkpoint, self.data, self.split, self.cache_dir, self.device = checkpoint, Path(data), split, cache_dir, device
+        self._separator = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_separator": None}
+
+    def __call__(self, track: str) -> dict[str, np.ndarray]:
+        from ..pipeline import Separator
+
+        if self._separator is None:
+            _worker_threads()
+            self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir))
+        mixture = MusdbSplit(self.data, self.split).mixture(track)
+        stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), 44100)
+        return {stem: stems[stem].numpy().T for stem in STEMS}
+
+    def __repr__(self) -> str:
+        return f"CheckpointEstimates({self.checkpoint!r})"
+
+
+class UpstreamEstimates:
+    """One upstream's stems of a split's mixtures, read from (or computed into) the cache."""
+
+    def __init__(self, spec: UpstreamSpec, search: list[Path], data: Path, split: str, cache_dir: Path | None,
+                 device: str = "cpu") -> None:
+        self.spec, self.search, self.data, self.split, self.cache_dir, self.device = spec, search, Path(data), split, cache_dir, device
+        self._upstream = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_upstream": None}
+
+    def __call__(self, track: str) -> dict[str, np.ndarray]:
+        mixture = torch.from_numpy(np.ascontiguousarray(MusdbSplit(self.data, self.split).mixture(track).T))
+        cache = StemCache(self.cache_dir)
+        key = audio_key(mixture)
+        stems = cache.get(self.spec.id, key)
+        if stems is None:
+            if self._upstream is None:
+                _worker_threads()
+                self._upstream = build_upstream(self.spec, self.search, self.device)
+            stems, _ = cache.stems(self._upstream, mixture, key)
+        return {stem: np.asarray(stems[stem], dtype=np.float32).T for stem in self.spec.stems}
+
+    def __repr__(self) -> str:
+        return f"UpstreamEstimates({self.spec.id!r})"
+
+
+def upstream_systems(checkpoint: str, data: Path, split: str, cache_dir: Path | None) -> dict[str, UpstreamEstimates]:
+    """Every upstream a checkpoint mixes, by a short name, for the baseline rows."""
+    from ..checkpoint import read_meta
+    from ..registry import Registry, weights_dir
+
+    _, path = Registry.load().checkpoint_path(checkpoint)
+    meta = read_meta(path)
+    search = [Path(path).parent, weights_dir()]
+    systems = {}
+    for spec in meta.upstreams:
+        name = spec.model.removesuffix(".safetensors")
+        if name in systems:
+            name = spec.id
+        systems[name] = UpstreamEstimates(spec, search, data, split, cache_dir)
+    return systems
