@@ -62,6 +62,7 @@ class Result:
     status: str  # ok, skipped, failed
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    upstream_runs: int | None = None
     error: str | None = None
     exception: BaseException | None = field(default=None, repr=False)  # for --verbose
 
@@ -97,9 +98,10 @@ def separate_song(separator: Separator, song: Song, plan: OutputPlan, *, stream:
                 for sink in sinks.values():
                     sink.abort()
                 raise
-        written = separator.write_stems(audio, info, sinks, on_progress=progress)
+        stats: dict = {}
+        written = separator.write_stems(audio, info, sinks, on_progress=progress, stats=stats)
         outputs = {k: str(v) if v is not None else "-" for k, v in written.items()}
-        return Result(song.source, "ok", outputs, round(time.perf_counter() - started, 3))
+        return Result(song.source, "ok", outputs, round(time.perf_counter() - started, 3), stats.get("upstream_runs"))
     except UserError as exc:
         return Result(song.source, "failed", seconds=round(time.perf_counter() - started, 3), error=" ".join(str(exc).split()), exception=exc)
 

@@ -107,7 +107,7 @@ def separate(
     def on_result(result) -> None:
         if as_json:
             record = {"input": result.input, "status": result.status, "outputs": result.outputs, "seconds": result.seconds,
-                      "device": str(separator.device), "checkpoint": separator.name}
+                      "device": str(separator.device), "checkpoint": separator.name, "upstream_runs": result.upstream_runs}
             if result.error:
                 record["error"] = result.error
             print(json.dumps(record), flush=True)

@@ -189,8 +189,13 @@ class Separator:
                 raise CheckpointError(f"upstream {spec.id} does not produce {missing}")
 
     def stream(self, mixture: Tensor, *, on_progress: ProgressCallback | None = None,
-               on_weights: Callable[[list[int], Tensor], None] | None = None) -> Iterator[Tensor]:
-        """(2, N) 44.1 kHz mixture → consecutive (8, n) chunks of de-normalised stems."""
+               on_weights: Callable[[list[int], Tensor], None] | None = None,
+               stats: dict | None = None) -> Iterator[Tensor]:
+        """(2, N) 44.1 kHz mixture → consecutive (8, n) chunks of de-normalised stems.
+
+        `stats`, when given, receives `upstream_runs`: how many upstream calls this song
+        needed (0 when the cache held every upstream's stems).
+        """
         if mixture.dim() != 2 or mixture.shape[0] != AUDIO_CHANNELS:
             raise ValueError(f"expected a (2, N) mixture, got {tuple(mixture.shape)}")
         mixture = mixture.float()
@@ -208,6 +213,8 @@ class Separator:
         finally:
             source.close()
             self.upstream_runs += source.upstream_runs
+            if stats is not None:
+                stats["upstream_runs"] = source.upstream_runs
 
     def separate(self, audio: Tensor, sample_rate: int = SAMPLE_RATE) -> dict[str, Tensor]:
         """(channels, N) at any rate → {stem: (2, N)} at that rate, held in memory."""
@@ -226,7 +233,7 @@ class Separator:
         return self.separate(audio, info.sample_rate)
 
     def write_stems(self, audio: Tensor, info: AudioInfo, sinks: dict[str, StemSink], *,
-                    on_progress: ProgressCallback | None = None) -> dict[str, Path | None]:
+                    on_progress: ProgressCallback | None = None, stats: dict | None = None) -> dict[str, Path | None]:
         """Stream the stems of a (2, N) input into sinks at the input's rate and length.
 
         Keys of `sinks` are stem names, or `no_<stem>` for the input minus that stem
@@ -250,7 +257,7 @@ class Separator:
             position += block.shape[1]
 
         try:
-            for chunk in self.stream(resample(audio, rate, SAMPLE_RATE), on_progress=on_progress):
+            for chunk in self.stream(resample(audio, rate, SAMPLE_RATE), on_progress=on_progress, stats=stats):
                 data = chunk.numpy()
                 emit(data if resampler is None else resampler.resample_chunk(np.ascontiguousarray(data.T), last=False).T)
             if resampler is not None:
