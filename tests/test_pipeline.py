@@ -78,3 +78,13 @@ def test_normalizer_maps_back_exactly():
     assert abs(float(y.mean())) < 1e-5 and abs(float(y.std()) - 1) < 1e-4
     torch.testing.assert_close(norm.inverse(y), x)
     assert Normalizer.of(torch.zeros(2, 10)).std == 1.0  # silence does not divide by zero
+
+
+def test_public_api_separate_file(model_dir, tmp_path):
+    from conftest import write_tone
+
+    from mdxmix import Separator as PublicSeparator
+
+    write_tone(tmp_path / "a.wav", 0.5, 16000)
+    stems = PublicSeparator(model_dir / "tiny_conv.safetensors", device="cpu", cache=None).separate_file(tmp_path / "a.wav")
+    assert list(stems) == list(STEMS) and all(s.shape == (2, 8000) for s in stems.values())
