@@ -113,6 +113,9 @@ def separate(
             print(json.dumps(record), flush=True)
         if result.status == "failed":
             _report_error(result.exception or UserError(result.error or "failed"), verbose)
+        elif result.status == "ok" and show_progress and stdout is None:
+            folder = Path(next(iter(result.outputs.values()))).parent
+            stderr.print(f"{result.input}: {len(result.outputs)} stems in {folder} ({result.seconds:.1f} s)")
 
     with _progress(show_progress) as progress:
         def factory(track: str):
@@ -122,7 +125,7 @@ def separate(
         results = run_batch(separator, songs, plan, jobs=jobs, stream=stdout_stream() if stdout else None,
                             progress=factory if show_progress else None, on_result=on_result)
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
-    if len(results) > 1 or counts["skipped"] or not as_json and counts["failed"] and len(results) > 1:
+    if len(results) > 1 or counts["skipped"]:
         print(f"mdxmix: {len(results)} songs: {counts['ok']} separated, {counts['skipped']} skipped (outputs exist; "
               f"--overwrite to redo), {counts['failed']} failed", file=sys.stderr)
     if counts["failed"]:

@@ -152,13 +152,11 @@ class Separator:
                  batch_size: int | None = None, block_seconds: float = 60.0, context_seconds: float = 3.0,
                  precision: str = "fp32", upstreams: list[Upstream] | None = None,
                  cache: StemCache | None = None) -> None:
-        registry = Registry.load()
-        self.name, path = registry.checkpoint_path(None if checkpoint is None else str(checkpoint))
-        ref = registry.checkpoints.get(self.name)
+        # A registered name is resolved (downloaded if needed) and sha256-checked by the registry.
+        self.name, path = Registry.load().checkpoint_path(None if checkpoint is None else str(checkpoint))
         self.mixer: Mixer
         self.meta: CheckpointMeta
-        pinned = ref.sha256 if ref is not None and ref.file and Path(path).parent == registry.root else None
-        self.mixer, self.meta = load_checkpoint(path, sha256=pinned)
+        self.mixer, self.meta = load_checkpoint(path)
         self.checkpoint_path = Path(path)
         self.device = pick_device(device)
         self.mixer.to(self.device)

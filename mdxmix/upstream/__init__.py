@@ -31,9 +31,18 @@ def _demucs_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -
     return load_local_demucs(path, spec.id, device)
 
 
+def _spectral_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from ..registry import resolve_weight_file
+    from .spectral import load_local_spectral
+
+    path = resolve_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
+    return load_local_spectral(path, spec.id, device)
+
+
 FAMILIES: dict[str, Loader] = {
     "demucs": _demucs_pretrained,
     "demucs-file": _demucs_file,
+    "spectral-file": _spectral_file,
 }
 
 

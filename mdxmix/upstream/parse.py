@@ -3,6 +3,7 @@
     demucs:htdemucs                       a pretrained Demucs bag, all four stems
     demucs:htdemucs_ft:vocals             the same family, only its vocals
     demucs-file:weights/small.safetensors a local Demucs package (its sha256 is pinned)
+    spectral-file:weights/voc.safetensors:vocals  a local spectral-mask model (mdxmix.upstream.spectral)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..errors import UserError
 from ..stems import STEMS
 from .base import UpstreamSpec
 
-FILE_FAMILIES = {"demucs-file"}
+FILE_FAMILIES = {"demucs-file", "spectral-file"}
 
 
 def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:

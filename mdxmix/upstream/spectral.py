@@ -161,7 +161,7 @@ class SpectralMaskNet(nn.Module):
 
     def forward(self, mixture: Tensor) -> Tensor:
         spec = self.stft(mixture)
-        masked = self.masks(spec.abs())[:, :, :, :, :] * spec[:, None]
+        masked = self.masks(spec.abs()) * spec[:, None]
         return self.istft(masked, mixture.shape[-1])
 
 
@@ -175,6 +175,7 @@ def save_spectral(model: SpectralMaskNet, path: str | Path, *, half: bool = Fals
     os.close(fd)
     try:
         save_file(state, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a weights file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -56,7 +56,7 @@ SOUNDFONTS: dict[str, list[SoundFont]] = {
         SoundFont("MuseScore_General", f"{SF3}/MuseScore_General_Full.sf3",
                   "musescore-general-soundfont", "MIT", True, _GM_KITS),
         SoundFont("AVL_Black_Pearl", f"{SF2}/Black_Pearl_4_LV2.sf2",
-                  "avldrums.lv2-soundfont", "CC-BY-SA-4.0", False, ((0, 0),)),
+                  "avldrums.lv2-soundfont", "GPL-2+", False, ((0, 0),)),
     ],
     "unseen": [
         SoundFont("TimGM6mb", f"{SF2}/TimGM6mb.sf2", "timgm6mb-soundfont", "GPL-2",
@@ -64,7 +64,7 @@ SOUNDFONTS: dict[str, list[SoundFont]] = {
         SoundFont("csound_GMbank", f"{SF2}/sf_GMbank.sf2", "csound-soundfont",
                   "LGPL-2.1", True, _GM_KITS),
         SoundFont("AVL_Red_Zeppelin", f"{SF2}/Red_Zeppelin_4_LV2.sf2",
-                  "avldrums.lv2-soundfont", "CC-BY-SA-4.0", False, ((0, 0),)),
+                  "avldrums.lv2-soundfont", "GPL-2+", False, ((0, 0),)),
     ],
 }
 
@@ -72,20 +72,20 @@ SOUNDFONTS: dict[str, list[SoundFont]] = {
 # "The Black Pearl 1.0" is the same Pearl kit as AVL Black Pearl: both are "seen".
 HYDROGEN: dict[str, list[HydrogenKit]] = {
     "seen": [
-        HydrogenKit("h2_Audiophob", f"{H2}/Audiophob", "CC0 / GPL (see drumkit.xml)"),
-        HydrogenKit("h2_Colombo", f"{H2}/ColomboAcousticDrumkit", "see drumkit.xml"),
-        HydrogenKit("h2_ElectricEmpire", f"{H2}/ElectricEmpireKit", "see drumkit.xml"),
-        HydrogenKit("h2_Millo1", f"{H2}/Millo-Drums_v.1", "GPL-2"),
-        HydrogenKit("h2_Millo2", f"{H2}/Millo_MultiLayered2", "GPL-2"),
-        HydrogenKit("h2_Millo3", f"{H2}/Millo_MultiLayered3", "GPL-2"),
-        HydrogenKit("h2_BlackPearl", f"{H2}/The Black Pearl 1.0", "GPL"),
-        HydrogenKit("h2_VariBreaks", f"{H2}/VariBreaks", "see drumkit.xml"),
+        HydrogenKit("h2_Audiophob", f"{H2}/Audiophob", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_Colombo", f"{H2}/ColomboAcousticDrumkit", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_ElectricEmpire", f"{H2}/ElectricEmpireKit", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_Millo1", f"{H2}/Millo-Drums_v.1", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_Millo2", f"{H2}/Millo_MultiLayered2", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_Millo3", f"{H2}/Millo_MultiLayered3", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_BlackPearl", f"{H2}/The Black Pearl 1.0", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_VariBreaks", f"{H2}/VariBreaks", "GPL-2+ (Debian; drumkit.xml)"),
     ],
     "unseen": [
-        HydrogenKit("h2_Forzee", f"{H2}/ForzeeStereo", "see drumkit.xml"),
-        HydrogenKit("h2_BJA_Pacific", f"{H2}/BJA_Pacific", "see drumkit.xml"),
-        HydrogenKit("h2_HardElectro1", f"{H2}/HardElectro1", "see drumkit.xml"),
-        HydrogenKit("h2_rumpf", f"{H2}/rumpf_kit_z01_h2", "see drumkit.xml"),
+        HydrogenKit("h2_Forzee", f"{H2}/ForzeeStereo", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_BJA_Pacific", f"{H2}/BJA_Pacific", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_HardElectro1", f"{H2}/HardElectro1", "GPL-2+ (Debian; drumkit.xml)"),
+        HydrogenKit("h2_rumpf", f"{H2}/rumpf_kit_z01_h2", "GPL-2+ (Debian; drumkit.xml)"),
     ],
 }
 
@@ -95,7 +95,7 @@ VOICES: dict[str, list[Voice]] = {
         Voice("espeak_en-us+m3", "espeak", "en-us+m3", "GPL-3 (espeak-ng)"),
         Voice("espeak_en-us+f2", "espeak", "en-us+f2", "GPL-3 (espeak-ng)"),
         Voice("espeak_en+klatt4", "espeak", "en+klatt4", "GPL-3 (espeak-ng)"),
-        Voice("espeak_en-gb+f4", "espeak", "en-gb+f4", "GPL-3 (espeak-ng)"),
+        Voice("espeak_en-us+f4", "espeak", "en-us+f4", "GPL-3 (espeak-ng)"),
     ],
     "unseen": [
         Voice("festival_ked", "festival", "ked_diphone", "festvox-kdlpc16k: free (CMU)"),

@@ -104,34 +104,90 @@ def sing_festival(melody: list[Syllable], tempo: float, voice: str, total: float
             groups[-1].append(s)
         else:
             groups.append([s])
-    # one festival process renders all groups (one file each) to save start-up time
+    # One festival process renders all groups (one file each) to save start-up time.
+    # festival stops at the first group it cannot sing (a word whose syllable count in
+    # its lexicon differs from our notes, e.g. "every" = 3); that group is sung again
+    # with the offending words given extra notes, then the batch resumes after it.
     with tempfile.TemporaryDirectory() as td:
-        scm = [f"(voice_{voice})",
-               "(define (corpus_save utt) (utt.save.wave utt corpus_out 'riff) utt)",
-               "(set! tts_hooks (list utt.synth corpus_save))"]
-        for g_i, g in enumerate(groups):
-            xml, _ = festival_score(g, tempo)
-            path = os.path.join(td, f"g{g_i}.xml")
-            with open(path, "w") as f:
-                f.write(xml)
-            scm.append(f'(set! corpus_out "{td}/g{g_i}.wav")')
-            scm.append(f'(tts_file "{path}" \'singing)')
-        script = os.path.join(td, "run.scm")
-        with open(script, "w") as f:
-            f.write("\n".join(scm) + "\n")
-        res = subprocess.run(["festival", "--batch", script],
-                             capture_output=True, text=True)
-        for g_i, g in enumerate(groups):
-            wav = f"{td}/g{g_i}.wav"
-            if not os.path.exists(wav):
-                raise RuntimeError(f"festival failed: {res.stderr[-2000:]}")
-            x, sr = sf.read(wav, dtype="float32")
-            x = x[_onset(x, sr):]
-            y = _to_sr(x, sr)
+        wavs: list[np.ndarray | None] = [None] * len(groups)
+        todo = list(range(len(groups)))
+        while todo:
+            done = _festival_batch([groups[i] for i in todo], tempo, voice, td)
+            for k, w in enumerate(done):
+                wavs[todo[k]] = w
+            if len(done) == len(todo):
+                break
+            bad = todo[len(done)]
+            wavs[bad] = _festival_repair(groups[bad], tempo, voice, td)
+            todo = todo[len(done) + 1:]
+        for g, y in zip(groups, wavs):
+            if y is None:
+                continue
             a = int(round(g[0].start * SR))
             y = y[: max(0, len(out) - a)]
             out[a:a + len(y)] += y
     return out
+
+
+def _festival_batch(groups: list[list[Syllable]], tempo: float, voice: str,
+                    td: str) -> list[np.ndarray]:
+    """Sing ``groups`` in one festival run; returns the waves up to the first failure."""
+    scm = [f"(voice_{voice})",
+           "(define (corpus_save utt) (utt.save.wave utt corpus_out 'riff) utt)",
+           "(set! tts_hooks (list utt.synth corpus_save))"]
+    for g_i, g in enumerate(groups):
+        xml, _ = festival_score(g, tempo)
+        path = os.path.join(td, f"g{g_i}.xml")
+        with open(path, "w") as f:
+            f.write(xml)
+        scm.append(f'(set! corpus_out "{td}/g{g_i}.wav")')
+        scm.append(f'(tts_file "{path}" \'singing)')
+    script = os.path.join(td, "run.scm")
+    with open(script, "w") as f:
+        f.write("\n".join(scm) + "\n")
+    subprocess.run(["festival", "--batch", script], capture_output=True, text=True)
+    res = []
+    for g_i in range(len(groups)):
+        wav = f"{td}/g{g_i}.wav"
+        if not os.path.exists(wav):
+            break
+        x, sr = sf.read(wav, dtype="float32")
+        os.remove(wav)
+        res.append(_to_sr(x[_onset(x, sr):], sr))
+    return res
+
+
+def _split_last(syls: list[Syllable]) -> list[Syllable]:
+    """Give a word one more note by halving its last syllable."""
+    s = syls[-1]
+    a = Syllable(s.text if len(syls) == 1 else "", s.word_index, s.pitch, s.start,
+                 s.dur / 2, s.beats / 2)
+    b = Syllable("", s.word_index, s.pitch, s.start + s.dur / 2, s.dur / 2, s.beats / 2)
+    return syls[:-1] + [a, b]
+
+
+def _festival_repair(group: list[Syllable], tempo: float, voice: str,
+                     td: str) -> np.ndarray | None:
+    """Re-sing a failed group word by word, adding notes to words festival rejects."""
+    words: list[list[Syllable]] = []
+    for s in group:
+        if s.text or not words:
+            words.append([s])
+        else:
+            words[-1].append(s)
+    fixed: list[Syllable] = []
+    for w in words:
+        cand = w
+        for _ in range(3):
+            if _festival_batch([cand], tempo, voice, td):
+                break
+            cand = _split_last(cand)
+        else:
+            cand = [Syllable("la" if i == 0 else "", x.word_index, x.pitch, x.start, x.dur,
+                             x.beats) for i, x in enumerate(w)][:1]
+        fixed += cand
+    got = _festival_batch([fixed], tempo, voice, td)
+    return got[0] if got else None
 
 
 def shutil_which(name: str) -> str | None:
@@ -142,7 +198,12 @@ def shutil_which(name: str) -> str | None:
 
 # ----------------------------------------------------------------------------- espeak-ng
 class _Espeak:
-    """In-process libespeak-ng (synchronous mode): ~1 ms a word instead of a process."""
+    """In-process libespeak-ng (synchronous mode): ~1 ms a word instead of a process.
+
+    espeak keeps generator state between calls (the same word twice differs), so a
+    rendering is reproducible only as one fixed sequence of calls in a fresh process:
+    ``render.py`` renders every song in its own worker process for that reason.
+    """
 
     def __init__(self) -> None:
         try:
@@ -214,7 +275,7 @@ def _f0(x: np.ndarray, sr: int) -> float:
             while t + 1 < len(cmnd) and cmnd[t + 1] < cmnd[t]:
                 t += 1
             vals.append(sr / (t + 1))
-    return float(np.median(vals)) if vals else 120.0
+    return float(np.median(vals)) if vals else float("nan")
 
 
 @lru_cache(maxsize=16)
@@ -223,7 +284,10 @@ def _calibration(voice: str) -> tuple[np.ndarray, np.ndarray]:
     e = _espeak()
     ps = np.arange(0, 101, 10)
     f = np.array([_f0(e.say("aah", voice, int(p), 120), e.sr) for p in ps])
-    f = np.maximum.accumulate(f)  # monotone for interpolation
+    ok = np.isfinite(f)  # very low settings of male voices fall below the 60 Hz floor
+    ps, f = ps[ok], np.maximum.accumulate(f[ok])  # monotone for interpolation
+    if len(ps) < 2:
+        raise RuntimeError(f"could not calibrate espeak-ng voice {voice}")
     return ps, f
 
 
@@ -242,6 +306,11 @@ def sing_espeak(melody: list[Syllable], voice: str, total: float) -> np.ndarray:
         word = s.text or "la"
         dur = melody[j - 1].start + melody[j - 1].dur - s.start
         hz = 440.0 * 2 ** ((s.pitch - 69) / 12)
+        # keep the singer in its own range: sing an octave down/up rather than chipmunk
+        while hz > fs[-1] * 1.12:
+            hz /= 2
+        while hz < fs[0] / 1.12:
+            hz *= 2
         p = int(np.clip(np.interp(hz, fs, ps), 0, 100))
         got = float(np.interp(p, ps, fs))
         ratio = hz / got  # fine-tune by resampling (changes length by the same ratio)
