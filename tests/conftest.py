@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,14 @@ def tiny_demucs() -> torch.nn.Module:
 
     torch.manual_seed(0)
     return HDemucs(sources=list(STEMS), channels=4, segment=4)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_stem_cache(tmp_path_factory) -> Path:
+    """Keep the tests' upstream stems out of the user's cache (subprocesses inherit this)."""
+    folder = tmp_path_factory.mktemp("stem-cache")
+    os.environ["MDXMIX_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_folder_batch_reports_failures_goes_on_and_resumes(tmp_path, ckpt):
     write_tone(songs / "live" / "hi.flac", 1.0, 48000)
     (songs / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     args = ("songs", "-o", "out", "-c", ckpt, "--cache-dir", "cache", "--json")
-    first = run(*args, cwd=tmp_path)
+    first = run(*args, "-j", "2", cwd=tmp_path)  # two songs at a time, one model
     assert first.returncode == 1
     records = {Path(r["input"]).name: r for r in map(json.loads, first.stdout.decode().splitlines())}
     assert {k: v["status"] for k, v in records.items()} == {"broken.wav": "failed", "hi.flac": "ok", "mono.wav": "ok"}
