@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from .errors import UsageError, UserError
 from .outputs import DEFAULT_TEMPLATE
-from .stems import STEMS
 
 app = typer.Typer(
     name="mdxmix",

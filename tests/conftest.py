@@ -78,7 +78,7 @@ def write_dataset(root: Path, layout: dict[str, int], seconds: float = 3.0) -> P
     """A MUSDB18-HQ-layout folder with `layout[split]` songs per split; mixture = sum of stems."""
     seed = 0
     for split, count in layout.items():
-        for index in range(count):
+        for _ in range(count):
             folder = root / split / f"song{seed:02d}"
             folder.mkdir(parents=True)
             stems = synth_song(seconds, seed)
