@@ -5,7 +5,7 @@ Each measurement runs in a fresh subprocess so that its peak resident memory
 weights (9.3 M parameters, the size class of the bundled upstreams); the speed of a
 network does not depend on its weights.
 
-    .venv/bin/python bench/pipeline_bench.py                 # 60 s and 600 s, small preset; paper preset on 60 s
+    .venv/bin/python bench/pipeline_bench.py                 # 60 s and 600 s, tiny and small presets; paper preset on 60 s
     .venv/bin/python bench/pipeline_bench.py --paper-long    # also the paper preset on 600 s (≈1 h on 2 CPU cores)
     .venv/bin/python bench/pipeline_bench.py --device cuda   # on a GPU
 """
@@ -95,9 +95,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args()
     durations = [float(d) for d in args.durations.split(",")]
-    plan = [("mixer", "small", d) for d in durations]
+    plan = [("mixer", preset, d) for preset in ("tiny", "small") for d in durations]
     plan += [("mixer", "paper", d) for d in durations if d == min(durations) or args.paper_long]
-    plan += [("pipeline", "small", d) for d in durations]
+    plan += [("pipeline", "tiny", d) for d in durations]
     rows = []
     for stage, preset, seconds in plan:
         row = run(stage, preset, seconds, args.device, args.batch, args.precision)

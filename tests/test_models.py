@@ -74,3 +74,11 @@ def test_conv1x1_shapes_and_build_from_dict():
         MDXMixerConfig(in_channels=4, segment=100, folds=8)
     with pytest.raises(ValueError):
         Conv1x1Config(in_channels=1)
+
+
+def test_tiny_and_small_presets_parameter_counts():
+    """The documented sizes of the CPU presets for 2+C=20 input channels."""
+    assert count_parameters(MDXMixer(MDXMixerConfig.tiny(20))) == 702_496
+    assert count_parameters(MDXMixer(MDXMixerConfig.small(20))) == 4_957_856
+    cfg = MDXMixerConfig.tiny(20, layers=3)
+    assert (cfg.segment, cfg.folds, cfg.layers, cfg.d_token, cfg.d_channel) == (2**15, 2**5, 3, 64, 128)

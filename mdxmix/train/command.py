@@ -32,7 +32,7 @@ def train_command(
     upstream: list[str] = typer.Option([], "--upstream", "-u", help="FAMILY:MODEL[:stem+stem], repeatable, in channel order (demucs:htdemucs, demucs-file:PATH:vocals). None: mix the mixture alone (the paper's C=0 condition)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: best.safetensors (lowest validation loss), state.safetensors (resume), log.jsonl."),
     kind: str = typer.Option("mdx_mixer", "--kind", help="mdx_mixer (time-varying W_k) or conv1x1 (one W)."),
-    preset: str = typer.Option("small", "--preset", help="MDX-Mixer size: small (T=2^16, F=2^6, N=4, D_T=D_C=256) or paper (T=2^18, F=2^7, N=8, D_T=T/F, D_C=(2+C)F)."),
+    preset: str = typer.Option("small", "--preset", help="MDX-Mixer size: tiny (T=2^15, F=2^5, N=2, D_T=64, D_C=128; the bundled default), small (T=2^16, F=2^6, N=4, D_T=D_C=256) or paper (T=2^18, F=2^7, N=8, D_T=T/F, D_C=(2+C)F)."),
     segment: Optional[int] = typer.Option(None, "--segment", help="T, samples per segment (power of two); overrides the preset."),
     folds: Optional[int] = typer.Option(None, "--folds", help="F, the folding factor; overrides the preset."),
     layers: Optional[int] = typer.Option(None, "--layers", help="N, MLP-Mixer layers; overrides the preset."),

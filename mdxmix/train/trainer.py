@@ -33,7 +33,7 @@ from .data import PreparedSong, SegmentDataset, prepare_split, song_seconds
 from .leakage import leakage_report
 from .state import load_state, read_state_info, save_state
 
-PRESETS = ("small", "paper")
+PRESETS = ("tiny", "small", "paper")
 
 
 @dataclass
