@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
+from pathlib import Path
+
 from torch import Tensor
 
+from ..errors import UpstreamError
 from ..stems import STEMS
 
 
@@ -76,3 +79,14 @@ class Upstream(Protocol):
     def separate(self, mixture: Tensor) -> dict[str, Tensor]:
         """(2, N) float32 mixture at `sample_rate` → {stem: (2, N)} for every stem in `stems`."""
         ...
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The JSON-string metadata of a weights file, read without loading tensors (and never unpickling)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
+        raise UpstreamError(f"{path}: not a safetensors file ({exc})") from exc

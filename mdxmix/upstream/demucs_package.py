@@ -14,10 +14,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import UpstreamError
+from .base import safetensors_metadata
 
 ALLOWED_CLASSES = frozenset(
     {
@@ -60,11 +60,7 @@ def load_demucs_package(path: str | Path) -> torch.nn.Module:
     from demucs.hf import load_safetensors_model
 
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
-        raise UpstreamError(f"{path}: not a safetensors file ({exc})") from exc
+    metadata = safetensors_metadata(path)
     klass = metadata.get("klass")
     if klass not in ALLOWED_CLASSES:
         raise UpstreamError(f"{path}: not a Demucs package (class {klass!r} is not a Demucs model)")

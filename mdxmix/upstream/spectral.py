@@ -22,19 +22,18 @@ loader refuses any other class or format and never unpickles.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import STEMS
+from .base import safetensors_metadata
 
 FORMAT = "mdxmix.spectral/1"
 CLASS_NAME = "mdxmix.upstream.spectral.SpectralMaskNet"
@@ -186,11 +185,7 @@ def save_spectral(model: SpectralMaskNet, path: str | Path, *, half: bool = Fals
 def load_spectral(path: str | Path) -> SpectralMaskNet:
     """Read a file written by `save_spectral`; anything else is an `UpstreamError`."""
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
-        raise UpstreamError(f"{path}: not a safetensors file ({exc})") from exc
+    meta = safetensors_metadata(path)
     if meta.get("format") != FORMAT or meta.get("class") != CLASS_NAME:
         raise UpstreamError(
             f"{path}: not a spectral-mask model (format {meta.get('format')!r}, class {meta.get('class')!r}; "
