@@ -169,11 +169,17 @@ def _run(
             )
         baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=rule_list)
         systems = {**baselines, **systems}
-    for name in checkpoints:
-        systems[Path(name).stem if name.endswith(".safetensors") else name] = checkpoint_system(name, data, split, cache_dir)
+    for name, label in zip(checkpoints, _checkpoint_labels(checkpoints)):
+        systems[label] = checkpoint_system(name, data, split, cache_dir)
     results = score_systems(refs, systems, tracks, metrics=metrics, jobs=jobs, backend=backend)
     results.notes += notes
     return results
+
+
+def _checkpoint_labels(checkpoints: List[str]) -> list[str]:
+    """Row names: a file's stem, or folder/stem when stems collide (runs/a/best, runs/b/best)."""
+    stems = [Path(c).stem if c.endswith(".safetensors") else c for c in checkpoints]
+    return [f"{Path(c).parent.name}/{s}" if stems.count(s) > 1 else s for c, s in zip(checkpoints, stems)]
 
 
 def _on_split(source, split: str):
