@@ -51,9 +51,9 @@ fi
 
 if has mixers; then
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" --cache-dir "$CACHE" \
-      --kind conv1x1 --segment 32768 --epochs 4 --steps-per-epoch 150 --lr 3e-3 --out "$DATA/runs/conv1x1"
+      --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 150 --lr 3e-3 --out "$DATA/runs/conv1x1"
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" --cache-dir "$CACHE" \
-      --kind mdx_mixer --preset tiny --epochs 6 --steps-per-epoch 150 --lr 1e-3 --half --out "$DATA/runs/mdxmixer"
+      --kind mdx_mixer --preset tiny --epochs 8 --steps-per-epoch 150 --lr 1e-3 --half --out "$DATA/runs/mdxmixer"
 fi
 
 if has eval; then
