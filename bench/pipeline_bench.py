@@ -93,11 +93,15 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--only", default=None, help="comma-separated STAGE:PRESET rows to run, e.g. pipeline:tiny,mixer:paper")
     args = parser.parse_args()
     durations = [float(d) for d in args.durations.split(",")]
     plan = [("mixer", preset, d) for preset in ("tiny", "small") for d in durations]
     plan += [("mixer", "paper", d) for d in durations if d == min(durations) or args.paper_long]
     plan += [("pipeline", "tiny", d) for d in durations]
+    if args.only:
+        wanted = {tuple(item.split(":")) for item in args.only.split(",")}
+        plan = [(stage, preset, d) for stage, preset, d in plan if (stage, preset) in wanted]
     rows = []
     for stage, preset, seconds in plan:
         row = run(stage, preset, seconds, args.device, args.batch, args.precision)

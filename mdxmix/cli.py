@@ -143,13 +143,16 @@ def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
     table = Table(title="mdxmix checkpoints")
     for column in ("name", "status", "size", "mixer", "upstreams", "description"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("name", "status", "size", "mixer"))
     for row in rows:
         table.add_row(
             row["name"] + (" (default)" if row["default"] else ""), row["status"], row["size"], row.get("mixer", "?"),
             "\n".join(row.get("upstreams", [])) or "?", row["description"],
         )
-    Console().print(table) if rows else stderr.print("no checkpoints are registered in weights/registry.json yet")
+    if rows:
+        Console().print(table)
+    else:
+        stderr.print("no checkpoints are registered in weights/registry.json yet")
 
 
 @app.command(epilog="Examples:\n\n  mdxmix cache\n\n  mdxmix cache --clear")

@@ -40,7 +40,7 @@ def list_models() -> list[dict]:
             try:
                 meta = read_meta(path)
                 row["mixer"] = meta.mixer_kind
-                row["upstreams"] = [f"{u.id} [{', '.join(u.stems)}]" for u in meta.upstreams]
+                row["upstreams"] = [f"{u.family}:{u.model} [{'+'.join(u.stems)}]" for u in meta.upstreams]
             except UserError as exc:
                 row["status"] = f"unreadable: {exc}"
         rows.append(row)
