@@ -20,7 +20,7 @@ import soxr
 import torch
 from torch import Tensor
 
-from .errors import AudioError
+from .errors import AudioError, first_line
 
 STDIN = "-"
 
@@ -57,7 +57,7 @@ def read_audio(source: str | Path) -> tuple[Tensor, AudioInfo]:
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(f"{source}: not a readable audio file ({_short(exc)})") from exc
+        raise AudioError(f"{source}: not a readable audio file ({first_line(exc)})") from exc
     if frames.shape[0] == 0:
         raise AudioError(f"{source}: contains no audio samples")
     return to_stereo(torch.from_numpy(np.ascontiguousarray(frames.T)), str(source)), info
@@ -85,8 +85,3 @@ def output_subtype(info: AudioInfo | None) -> str:
     if info is not None and info.subtype in ("PCM_24", "PCM_32", "FLOAT", "DOUBLE"):
         return "FLOAT" if info.subtype == "DOUBLE" else info.subtype
     return "PCM_16"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .mixer import MIXER_KINDS, Mixer, build_mixer
 from .stems import SAMPLE_RATE, STEMS
 from .upstream.base import UpstreamSpec, channel_names
@@ -178,7 +178,7 @@ def _open(path: Path, *, tensors: bool) -> tuple[dict, dict]:
             metadata = handle.metadata() or {}
             data = {k: handle.get_tensor(k) for k in handle.keys()} if tensors else {}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad file
-        raise CheckpointError(f"{path}: not a safetensors checkpoint ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({first_line(exc)})") from exc
     if METADATA_KEY not in metadata:
         raise CheckpointError(f"{path}: a safetensors file without mdxmix metadata (not an mdxmix checkpoint)")
     return metadata, data

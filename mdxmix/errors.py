@@ -7,6 +7,12 @@ else is a bug and keeps its traceback (shown with `--verbose`).
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type), for one-line user errors."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Something the user can fix: a missing file, a wrong checkpoint, no network."""
 

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from torch import Tensor
 
-from .errors import AudioError, UsageError
+from .errors import AudioError, UsageError, first_line
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = {"track", "stem", "ext", "checkpoint"}
@@ -109,7 +109,7 @@ class StemSink:
             self.file = sf.SoundFile(str(self.staging), "w", samplerate=rate, channels=2, subtype="FLOAT", format="WAV")
         except (OSError, sf.LibsndfileError) as exc:
             self.abort()
-            raise AudioError(f"cannot write {destination or 'stdout'}: {_first_line(exc)}") from exc
+            raise AudioError(f"cannot write {destination or 'stdout'}: {first_line(exc)}") from exc
 
     def write(self, block: Tensor | np.ndarray) -> None:
         data = block.numpy() if isinstance(block, Tensor) else block
@@ -117,7 +117,7 @@ class StemSink:
             self.file.write(np.ascontiguousarray(data.T, dtype=np.float32))
         except (OSError, sf.LibsndfileError) as exc:
             self.abort()
-            raise AudioError(f"cannot write {self.destination or 'stdout'}: {_first_line(exc)}") from exc
+            raise AudioError(f"cannot write {self.destination or 'stdout'}: {first_line(exc)}") from exc
 
     def commit(self) -> Path | None:
         """Encode the staged audio into its final form and put it in place."""
@@ -138,7 +138,7 @@ class StemSink:
                     final.unlink()
             return self.destination
         except OSError as exc:
-            raise AudioError(f"cannot write {self.destination or 'stdout'}: {_first_line(exc)}") from exc
+            raise AudioError(f"cannot write {self.destination or 'stdout'}: {first_line(exc)}") from exc
         finally:
             self._remove_staging()
 
@@ -225,8 +225,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import verify_sha256
-from .errors import CheckpointError, OfflineError
+from .errors import CheckpointError, OfflineError, first_line
 
 REGISTRY_FILE = "registry.json"
 
@@ -116,7 +116,7 @@ def hub_download(hub: dict, *, what: str) -> Path:
         return Path(hf_hub_download(repo_id, filename, revision=revision))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else (str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120]
         rev = f" --revision {revision}" if revision else ""
         raise OfflineError(
             f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "

@@ -34,13 +34,18 @@ class PreparedSong:
     normalizer: Normalizer
     upstream_rows: list[np.ndarray]  # one (2, N) float16 array per upstream channel pair, in X's order
 
-    def read(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        """Normalised X (2+C, n) and target Y (8, n) for samples [start, stop)."""
+    def read_input(self, start: int, stop: int) -> Tensor:
+        """Normalised X (2+C, n) for samples [start, stop): mixture, then the cached upstream stems."""
         mixture = _read(self.folder / "mixture.wav", start, stop)
-        target = torch.cat([_read(self.folder / f"{stem}.wav", start, stop) for stem in STEMS])
         rows = [torch.from_numpy(np.asarray(r[:, start:stop], dtype=np.float32)) for r in self.upstream_rows]
-        x = torch.cat([mixture, *rows]) if rows else mixture
-        return self.normalizer.forward(x), self.normalizer.forward(target)
+        return self.normalizer.forward(torch.cat([mixture, *rows]) if rows else mixture)
+
+    def read_target(self, start: int, stop: int) -> Tensor:
+        """Normalised target Y (8, n): the four reference stems."""
+        return self.normalizer.forward(torch.cat([_read(self.folder / f"{stem}.wav", start, stop) for stem in STEMS]))
+
+    def read(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        return self.read_input(start, stop), self.read_target(start, stop)
 
 
 def _read(path: Path, start: int, stop: int) -> Tensor:

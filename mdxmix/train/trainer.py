@@ -169,9 +169,9 @@ def validate(model: Mixer, songs: list[PreparedSong], env: Distributed, hop: str
     for song in songs[env.rank :: env.world]:
         step = model.segment if hop == "segment" else model.segment // 4
         position = 0
-        for chunk in mix_stream(lambda a, b, s=song: s.read(a, b)[0], song.frames, model, hop=step,
+        for chunk in mix_stream(song.read_input, song.frames, model, hop=step,
                                 batch_size=batch, device=env.device):
-            _, target = song.read(position, position + chunk.shape[-1])
+            target = song.read_target(position, position + chunk.shape[-1])
             total += float((chunk - target).abs().sum())
             count += chunk.numel()
             position += chunk.shape[-1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import OfflineError, UpstreamError
+from ..errors import OfflineError, UpstreamError, first_line
 from .demucs_package import ALLOWED_CLASSES, load_demucs_package
 
 
@@ -72,7 +72,7 @@ def load_local_demucs(path: Path, name: str, device: torch.device | str = "cpu")
 
 def _missing_demucs_message(name: str, repo_id: str, exc: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    why = "HF_HUB_OFFLINE is set" if offline else f"download failed: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
+    why = "HF_HUB_OFFLINE is set" if offline else f"download failed: {first_line(exc)[:120]}"
     return (
         f"Demucs model '{name}' is not in the Hugging Face cache and cannot be fetched ({why}); "
         f"on a machine with network run `huggingface-cli download {repo_id}` and copy "
