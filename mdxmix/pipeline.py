@@ -23,13 +23,18 @@ from .cache import CacheWriter, StemCache, audio_key
 from .checkpoint import CheckpointMeta, load_checkpoint
 from .errors import CheckpointError, UserError
 from .mixer import Mixer
+from .mixer.consistency import check_mode, settle
 from .mixer.engine import mix_stream
 from .outputs import StemSink
 from .registry import Registry, weights_dir
 from .stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
 from .upstream import Upstream, build_upstream
+from .upstream.base import channel_names
 
 ProgressCallback = Callable[[int, int], None]
+
+# Stems add back to the input unless asked otherwise; which mode is chosen by SDR on valid (README).
+DEFAULT_CONSISTENCY = "none"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -151,7 +156,7 @@ class Separator:
     def __init__(self, checkpoint: str | Path | None = "default", *, device: str = "auto",
                  batch_size: int | None = None, block_seconds: float = 60.0, context_seconds: float = 3.0,
                  precision: str = "fp32", upstreams: list[Upstream] | None = None,
-                 cache: StemCache | None = None) -> None:
+                 cache: StemCache | None = None, consistency: str = DEFAULT_CONSISTENCY) -> None:
         # A registered name is resolved (downloaded if needed) and sha256-checked by the registry.
         self.name, path = Registry.load().checkpoint_path(None if checkpoint is None else str(checkpoint))
         self.mixer: Mixer
@@ -172,7 +177,16 @@ class Separator:
         self._check_upstreams(upstreams)
         self.upstreams = upstreams
         self.cache = cache
+        try:
+            self.consistency = check_mode(consistency)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        if self.consistency != "none" and not self._mixture_in_x():
+            raise UserError(f"checkpoint '{self.name}' does not take the mixture, so --consistency must be none")
         self.upstream_runs = 0  # upstream calls made (0 when every stem came from the cache)
+
+    def _mixture_in_x(self) -> bool:
+        return channel_names(self.meta.upstreams)[:AUDIO_CHANNELS] == ["mixture.L", "mixture.R"]
 
     def _check_upstreams(self, upstreams: list[Upstream]) -> None:
         want = [spec.id for spec in self.meta.upstreams]
@@ -203,11 +217,15 @@ class Separator:
         done = 0
         try:
             for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,
-                                    device=self.device, dtype=self.dtype, on_weights=on_weights):
+                                    device=self.device, dtype=self.dtype, on_weights=on_weights,
+                                    consistency=self.consistency):
+                stems = normalizer.inverse(chunk)
+                if self.consistency != "none":
+                    stems = settle(stems, mixture[:, done : done + chunk.shape[-1]])
                 done += chunk.shape[-1]
                 if on_progress is not None:
                     on_progress(done, mixture.shape[-1])
-                yield normalizer.inverse(chunk)
+                yield stems
         finally:
             source.close()
             self.upstream_runs += source.upstream_runs
@@ -223,6 +241,8 @@ class Separator:
         out = resample(out, SAMPLE_RATE, sample_rate)
         length = audio.shape[-1]
         out = torch.nn.functional.pad(out[:, :length], (0, max(0, length - out.shape[-1])))
+        if self.consistency != "none":  # resampling round trips are not exact: add up at the input's rate
+            out = settle(out, to_stereo(audio.float().cpu()))
         return {stem: out[2 * i : 2 * i + 2] for i, stem in enumerate(STEMS)}
 
     def separate_file(self, path: str | Path) -> dict[str, Tensor]:

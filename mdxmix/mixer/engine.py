@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .consistency import make_consistent
 from .mdx_mixer import apply_weights
 
 ReadInput = Callable[[int, int], Tensor]
@@ -61,13 +62,16 @@ def mix_stream(
     dtype: torch.dtype | None = None,
     on_progress: Callable[[EngineProgress], None] | None = None,
     on_weights: Callable[[list[int], Tensor], None] | None = None,
+    consistency: str = "none",
 ) -> Iterator[Tensor]:
     """Yield consecutive (8, n) output chunks that together cover [0, length).
 
     `read(a, b)` must return the normalised input X[:, a:b] as (Cin, b - a) float32.
     `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W
     and the overlap-add stay in float32. `on_weights` receives the segment starts and
-    W of every batch, which `mdxmix inspect` uses.
+    W of every batch, which `mdxmix inspect` uses. `consistency` (see `consistency.py`)
+    hands each segment's residual mixture − Σ stems back to the stems before the
+    overlap-add; it needs the mixture as the first two channels of X.
     """
     segment = int(mixer.segment)
     hop = hop or segment // 4
@@ -86,7 +90,7 @@ def mix_stream(
                     weights = mixer.estimate_weights(x).float()
             else:
                 weights = mixer.estimate_weights(x)
-            y = apply_weights(x, weights)
+            y = make_consistent(apply_weights(x, weights), x[:, :2], consistency)
         if on_weights is not None:
             on_weights(batch_starts, weights.detach().cpu())
         end = min(batch_starts[-1] + segment, length)
