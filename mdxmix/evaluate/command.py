@@ -39,11 +39,12 @@ same baselines, with the per-source best chosen on 'valid' when that split exist
 """
 
 
-def checkpoint_system(name: str, data: Path, split: str, cache_dir: Optional[Path]) -> EstimateSource:
+def checkpoint_system(name: str, data: Path, split: str, cache_dir: Optional[Path],
+                      consistency: Optional[str] = None) -> EstimateSource:
     """A picklable ``track -> stems`` that separates ``track`` with checkpoint ``name``."""
     from mdxmix.evaluate.systems import CheckpointEstimates
 
-    return CheckpointEstimates(name, data, split, cache_dir)
+    return CheckpointEstimates(name, data, split, cache_dir, consistency=consistency)
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -81,6 +82,7 @@ def eval_command(
     select_split: Optional[str] = typer.Option(None, "--select-split", help="Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold that split's tracks too)."),
     rules: str = typer.Option("all", "--rules", help="Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."),
     checkpoint: List[str] = typer.Option([], "--checkpoint", help="Checkpoint (name or .safetensors path) to separate with and score; repeatable. The first one's upstreams, their ensembles and the per-source best join the table unless --no-baselines."),
+    consistency: List[str] = typer.Option([], "--consistency", help="Score every --checkpoint with each of these mixture-consistency modes (repeatable: none, even, energy, spectral; rows get a [mode] suffix). Default: the separator's default mode only."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="With --checkpoint: also score the first checkpoint's upstreams (from the stem cache), every ensemble rule and the per-source best."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache shared with training and separation (default $MDXMIX_CACHE or the user cache dir)."),
     metric: str = typer.Option("both", "--metric", help="global (MDX challenge), museval (BSS Eval v4, the paper's), or both."),
@@ -112,7 +114,7 @@ def eval_command(
             if select_split is None and (data / "valid").is_dir():
                 select_split = "valid"
         results = _run(data, split, systems_dirs, upstream_dirs, select_split, rule_list, checkpoint, metrics, backend, jobs,
-                       cache_dir)
+                       cache_dir, consistency)
         settings = {"data": str(data), "split": split, "backend": backend, "jobs": jobs, "window": 44100, "hop": 44100}
         if out is not None:
             write_outputs(results, out, settings)
@@ -148,6 +150,7 @@ def _run(
     backend: str,
     jobs: int,
     cache_dir: Optional[Path] = None,
+    consistency: Optional[List[str]] = None,
 ) -> Results:
     if not (systems_dirs or upstream_dirs or checkpoints):
         raise EvaluationError("nothing to score: give --estimates, --upstream or --checkpoint")
@@ -170,7 +173,10 @@ def _run(
         baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=rule_list)
         systems = {**baselines, **systems}
     for name, label in zip(checkpoints, _checkpoint_labels(checkpoints)):
-        systems[label] = checkpoint_system(name, data, split, cache_dir)
+        if not consistency:
+            systems[label] = checkpoint_system(name, data, split, cache_dir)
+        for mode in consistency or []:
+            systems[f"{label} [{mode}]"] = checkpoint_system(name, data, split, cache_dir, consistency=mode)
     results = score_systems(refs, systems, tracks, metrics=metrics, jobs=jobs, backend=backend)
     results.notes += notes
     return results

@@ -29,8 +29,10 @@ def _worker_threads() -> None:
 class CheckpointEstimates:
     """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
 
-    def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu",
+                 consistency: str | None = None) -> None:
         self.checkpoint, self.data, self.split, self.cache_dir, self.device = checkpoint, Path(data), split, cache_dir, device
+        self.consistency = consistency  # None: the separator's default
         self._separator = None
 
     def __getstate__(self) -> dict:
@@ -41,7 +43,8 @@ class CheckpointEstimates:
 
         if self._separator is None:
             _worker_threads()
-            self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir))
+            options = {} if self.consistency is None else {"consistency": self.consistency}
+            self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir), **options)
         mixture = MusdbSplit(self.data, self.split).mixture(track)
         stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), 44100)
         return {stem: stems[stem].numpy().T for stem in STEMS}
