@@ -22,7 +22,9 @@ import soundfile as sf
 
 from mdxmix.checkpoint import file_sha256
 from mdxmix.cli import main
+from mdxmix.evaluate.report import Results, to_json_dict
 from mdxmix.models_listing import list_models
+from mdxmix.stems import STEMS
 
 from conftest import write_tone
 
@@ -57,10 +59,12 @@ def _export(tmp_path: Path, run: Path, *extra: str) -> dict:
 
 
 def test_export_writes_checkpoint_upstreams_sums_and_a_card_from_the_metadata(tmp_path, training_run):
+    scores = Results(metrics=("museval",))  # what `mdxmix eval --out` writes, through its own code
+    for track, offset in (("a", 0.0), ("b", 0.5)):
+        scores.add("rock", track, {s: {"museval": v + offset} for s, v in zip(STEMS, (3.0, 1.25, 0.5, 3.75))})
+        scores.add("hdemucs", track, {s: {"museval": v + offset} for s, v in zip(("drums", "other", "vocals"), (1.75, 0.25, 2.75))})
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"tracks": ["a", "b"], "settings": {"split": "test"}, "summary": {"museval": {
-        "rock": {"drums": 3.25, "bass": 1.5, "other": 0.75, "vocals": 4.0, "average": 2.375},
-        "hdemucs": {"drums": 2.0, "bass": None, "other": 0.5, "vocals": 3.0, "average": 1.8333}}}}))
+    results.write_text(json.dumps(to_json_dict(scores, {"split": "test"})))
     record = _export(tmp_path, training_run, "--eval-json", str(results))
     folder = tmp_path / "export" / "rock"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "rock.safetensors", "tiny_hdemucs.safetensors"]
@@ -72,7 +76,8 @@ def test_export_writes_checkpoint_upstreams_sums_and_a_card_from_the_metadata(tm
     assert card.startswith('---\nlicense: "mit"\nlibrary_name: mdxmix\n')
     assert "| `tiny_hdemucs.safetensors` | demucs-file" in card and "drums, bass, other, vocals" in card
     assert "| test | true |" in card  # the provenance stored in the checkpoint
-    assert "| rock | 3.25 | 1.50 | 0.75 | 4.00 | 2.38 |" in card and "| hdemucs | 2.00 | – | 0.50 | 3.00 | 1.83 |" in card
+    assert "| rock | 3.25 | 1.50 | 0.75 | 4.00 | 2.38 |" in card  # medians over the two tracks
+    assert "| hdemucs | 2.00 | – | 0.50 | 3.00 | 1.83 |" in card  # no bass stem
     assert "on 2 tracks of the 'test' split" in card
     assert f"--sha256 {record['files']['rock.safetensors']}" in card
 
