@@ -82,11 +82,14 @@ class Registry:
     def checkpoint_path(self, name_or_path: str | None) -> tuple[str, Path]:
         """A registered name or a path to a `.safetensors` file → (display name, local path)."""
         candidate = Path(str(name_or_path)) if name_or_path not in (None, "default") else None
-        if candidate is not None and (candidate.suffix == ".safetensors" or candidate.exists()):
+        if candidate is not None and (candidate.suffix == ".safetensors" or candidate.is_file()):
             if not candidate.exists():
                 raise CheckpointError(f"{candidate}: no such checkpoint file")
             return candidate.stem, candidate
-        name = self.resolve_name(name_or_path)
+        return self.named_path(self.resolve_name(name_or_path))
+
+    def named_path(self, name: str) -> tuple[str, Path]:
+        """A registered name → (name, verified local path); a hub entry brings its upstream files along."""
         # Bundled names first, then the user's (`mdxmix models add`), which may not shadow them.
         user = Registry.load(user_registry_dir()) if name not in self.checkpoints else None
         owner = user if user is not None and name in user.checkpoints else self

@@ -144,7 +144,7 @@ def add_model(name: str, hub: str, *, revision: str, sha256: str, description: s
     previous = user_entries().get(name)
     registry_file = put_entry(name, entry)
     try:
-        _, path = bundled.checkpoint_path(name)
+        _, path = bundled.named_path(name)  # by name only: a folder called NAME here is not a checkpoint
     except OfflineError as exc:
         return Added(registry_file, previous is not None, None, str(exc))
     except CheckpointError:

@@ -206,6 +206,7 @@ def test_models_add_offline_prints_the_exact_download_command_then_runs_from_a_c
     sha = record["files"]["rock.safetensors"]
     offline = _env(tmp_path, HF_HUB_OFFLINE="1")
     hub = ["--hub", "me/mixers/rock/rock.safetensors", "--revision", COMMIT, "--sha256", sha]
+    (tmp_path / "rock").mkdir()  # a folder named like the model does not hijack the name
     added = mdxmix("models", "add", "rock", *hub, cwd=tmp_path, env=offline)
     assert added.returncode == 0, added.stderr
     assert added.stderr.count("\n") == 1 and "not downloaded yet" in added.stderr and "HF_HUB_OFFLINE is set" in added.stderr
