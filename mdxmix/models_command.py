@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 
 from .models_listing import list_models
-from .sharing import add_model, export_folder, push_folder, remove_model, user_registry_file
+from .sharing import add_model, export_folder, push_folder, remove_model
+from .user_registry import user_registry_file
 
 models_app = typer.Typer(
     invoke_without_command=True, no_args_is_help=False, rich_markup_mode=None,

@@ -17,9 +17,9 @@ from pathlib import Path
 from .checkpoint import file_sha256, load_checkpoint
 from .errors import CheckpointError, OfflineError, UsageError, first_line
 from .model_card import CardFile, read_eval_json, render_card
-from .registry import Registry, download_command, resolve_weight_file, weights_dir
+from .registry import Registry, resolve_weight_file, weights_dir
 from .upstream.parse import FILE_FAMILIES
-from .user_registry import put_entry, remove_entry, user_entries, user_registry_file
+from .user_registry import put_entry, remove_entry, user_entries
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -161,5 +161,4 @@ def remove_model(name: str) -> Path:
     return remove_entry(name)
 
 
-__all__ = ["Added", "Export", "add_model", "download_command", "export_folder", "parse_hub", "push_folder",
-           "remove_model", "user_registry_file"]
+__all__ = ["Added", "Export", "add_model", "export_folder", "parse_hub", "push_folder", "remove_model"]
