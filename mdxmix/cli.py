@@ -53,6 +53,8 @@ SEPARATE_EPILOG = """Examples:
   cat song.flac | mdxmix - --stdout vocals | sox - vocals.mp3
 
   mdxmix a.wav b.wav --json | jq .outputs
+
+  mdxmix library/ --shard 2/4 --json > shard-2.jsonl   # worker 2 of 4; rerun it to redo only what is missing
 """
 
 
@@ -80,6 +82,7 @@ def separate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the upstream stem cache."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per finished song on stdout; no progress bars."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and details on errors."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: separate only shard K of N (by a hash of each song's path below its input folder), for N workers on one library."),
 ) -> None:
     """Separate songs into drums, bass, other and vocals."""
     from .batch import OutputPlan, run_batch
@@ -87,11 +90,19 @@ def separate(
     from .inputs import expand_inputs
     from .outputs import OutputFormat, check_template, stdout_stream
     from .pipeline import Separator
+    from .shard import Shard, select
 
+    part = Shard.parse(shard) if shard is not None else None
     check_template(filename)
     fmt = OutputFormat.from_flags(int24=int24, float32=float32, flac=flac, mp3=mp3, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode)
     plan = OutputPlan.build(out=out, template=filename, fmt=fmt, stems=stems, two_stems=two_stems, stdout=stdout, overwrite=overwrite)
     songs = expand_inputs(inputs)
+    if part is not None:
+        held = select([song.source for song in songs], inputs, part)
+        if not held:
+            print(f"mdxmix: shard {part} holds none of the {len(songs)} songs; nothing to do", file=sys.stderr)
+            return
+        songs = [songs[i] for i in held]
     if stdout is not None and len(songs) != 1:
         raise UsageError("--stdout takes exactly one input song")
     if stdout is not None and as_json:
@@ -108,6 +119,8 @@ def separate(
                       "device": str(separator.device), "checkpoint": separator.name, "upstream_runs": result.upstream_runs}
             if result.error:
                 record["error"] = result.error
+            if part is not None:
+                record["shard"] = str(part)
             print(json.dumps(record), flush=True)
         if result.status == "failed":
             _report_error(result.exception or UserError(result.error or "failed"), verbose)
@@ -128,31 +141,6 @@ def separate(
               f"--overwrite to redo), {counts['failed']} failed", file=sys.stderr)
     if counts["failed"]:
         raise typer.Exit(code=1)
-
-
-@app.command(epilog="Example:\n\n  mdxmix models")
-def models(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """List registered checkpoints, where they live, and the upstream models each needs."""
-    from .models_listing import list_models
-
-    rows = list_models()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    from rich.table import Table
-
-    table = Table(title="mdxmix checkpoints")
-    for column in ("name", "status", "size", "mixer", "upstreams", "description"):
-        table.add_column(column, no_wrap=column in ("name", "status", "size", "mixer"))
-    for row in rows:
-        table.add_row(
-            row["name"] + (" (default)" if row["default"] else ""), row["status"], row["size"], row.get("mixer", "?"),
-            "\n".join(row.get("upstreams", [])) or "?", row["description"],
-        )
-    if rows:
-        Console().print(table)
-    else:
-        stderr.print("no checkpoints are registered in weights/registry.json yet")
 
 
 @app.command(epilog="Examples:\n\n  mdxmix cache\n\n  mdxmix cache --clear")
@@ -211,9 +199,11 @@ def _register_subcommands() -> None:
     from .train.command import EPILOG as TRAIN_EPILOG, train_command
 
     from .evaluate.command import eval_command
+    from .models_command import models_app
 
     app.command("train", epilog=TRAIN_EPILOG)(train_command)
     app.command("eval")(eval_command)
+    app.add_typer(models_app, name="models")
 
 
 _register_subcommands()

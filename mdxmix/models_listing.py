@@ -8,6 +8,7 @@ from pathlib import Path
 from .checkpoint import read_meta
 from .errors import UserError
 from .registry import Registry
+from .user_registry import user_registry_dir
 
 
 def _size(path: Path) -> str:
@@ -26,10 +27,14 @@ def _hub_cached(hub: dict) -> Path | None:
 
 
 def list_models() -> list[dict]:
-    registry = Registry.load()
+    """Bundled entries, then the user's (`mdxmix models add`); each row says which registry holds it."""
+    bundled, user = Registry.load(), Registry.load(user_registry_dir())
     rows = []
-    for name, ref in sorted(registry.checkpoints.items()):
-        row = {"name": name, "default": name == registry.default, "description": ref.description, "location": ref.location}
+    entries = [(bundled, "bundled", n, r) for n, r in sorted(bundled.checkpoints.items())]
+    entries += [(user, "user", n, r) for n, r in sorted(user.checkpoints.items()) if n not in bundled.checkpoints]
+    for registry, origin, name, ref in entries:
+        row = {"name": name, "registry": origin, "default": origin == "bundled" and name == registry.default,
+               "description": ref.description, "location": ref.location, "sha256": ref.sha256}
         path = registry.root / ref.file if ref.file else _hub_cached(ref.hub or {})
         if ref.file:
             row["status"] = "bundled" if path.exists() else "missing"

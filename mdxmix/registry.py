@@ -9,12 +9,15 @@ against the pinned hash, and fail offline with a message naming what is missing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from .checkpoint import verify_sha256
+from .checkpoint import read_meta, verify_sha256
 from .errors import CheckpointError, OfflineError, first_line
+from .upstream.parse import FILE_FAMILIES
+from .user_registry import user_registry_dir
 
 REGISTRY_FILE = "registry.json"
 
@@ -79,19 +82,29 @@ class Registry:
     def checkpoint_path(self, name_or_path: str | None) -> tuple[str, Path]:
         """A registered name or a path to a `.safetensors` file → (display name, local path)."""
         candidate = Path(str(name_or_path)) if name_or_path not in (None, "default") else None
-        if candidate is not None and (candidate.suffix == ".safetensors" or candidate.exists()):
+        if candidate is not None and (candidate.suffix == ".safetensors" or candidate.is_file()):
             if not candidate.exists():
                 raise CheckpointError(f"{candidate}: no such checkpoint file")
             return candidate.stem, candidate
-        name = self.resolve_name(name_or_path)
-        if name not in self.checkpoints:
-            known = ", ".join(sorted(self.checkpoints)) or "none registered"
+        return self.named_path(self.resolve_name(name_or_path))
+
+    def named_path(self, name: str) -> tuple[str, Path]:
+        """A registered name → (name, verified local path); a hub entry brings its upstream files along."""
+        # Bundled names first, then the user's (`mdxmix models add`), which may not shadow them.
+        user = Registry.load(user_registry_dir()) if name not in self.checkpoints else None
+        owner = user if user is not None and name in user.checkpoints else self
+        if name not in owner.checkpoints:
+            known = ", ".join(sorted({*self.checkpoints, *(user.checkpoints if user else {})})) or "none registered"
             raise CheckpointError(f"unknown checkpoint '{name}' (known: {known}; or give a path to a .safetensors file)")
-        return name, fetch(self.checkpoints[name], self.root)
+        ref = owner.checkpoints[name]
+        path = fetch(ref, owner.root, command=download_command(ref.hub, folder=True) if ref.hub else None)
+        if ref.hub:
+            fetch_upstream_files(ref, path)
+        return name, path
 
 
-def fetch(ref: WeightRef, root: Path) -> Path:
-    """The local path of a registered file, downloading and verifying hub files."""
+def fetch(ref: WeightRef, root: Path, *, command: str | None = None) -> Path:
+    """The local path of a registered file, downloading and verifying hub files (`command`: the offline hint)."""
     if ref.file:
         path = root / ref.file
         if not path.exists():
@@ -101,28 +114,77 @@ def fetch(ref: WeightRef, root: Path) -> Path:
         return path
     if not ref.hub:
         raise CheckpointError(f"registry entry '{ref.name}' has neither a file nor a hub location")
-    path = hub_download(ref.hub, what=f"'{ref.name}'")
+    path = hub_download(ref.hub, what=f"'{ref.name}'", command=command)
     if ref.sha256:
         verify_sha256(path, ref.sha256)
     return path
 
 
-def hub_download(hub: dict, *, what: str) -> Path:
-    """hf_hub_download with a one-line, actionable failure when offline or missing."""
-    from huggingface_hub import hf_hub_download
+def download_command(hub: dict, *, folder: bool = False) -> str:
+    """The `hf download` command that puts a hub file (or, with `folder`, its whole folder) in the cache."""
+    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
+    rev = f" --revision {revision}" if revision else ""
+    if not folder:
+        return f"hf download {repo_id} {filename}{rev}"
+    parent = PurePosixPath(filename).parent.as_posix()
+    return f"hf download {repo_id}{rev}" + (f' --include "{parent}/*"' if parent != "." else "")
+
+
+def fetch_upstream_files(ref: WeightRef, checkpoint: Path) -> None:
+    """Bring a hub checkpoint's upstream weight files from its repo folder into the same cache folder.
+
+    `mdxmix models export` puts them beside the checkpoint; the checkpoint pins each one's
+    sha256, so the user's one pin covers them all. Files already bundled here (same name,
+    same hash) are not downloaded; the pipeline then finds the rest beside the checkpoint.
+    """
+    hub = ref.hub or {}
+    parent = PurePosixPath(hub["filename"]).parent
+    for spec in read_meta(checkpoint).upstreams:
+        if spec.family not in FILE_FAMILIES or spec.hub:
+            continue  # pretrained names and files with their own hub location are fetched by their adapters
+        beside, bundled = checkpoint.parent / spec.model, weights_dir() / spec.model
+        if beside.exists() or (bundled.exists() and spec.sha256 and _same_file(bundled, spec.sha256)):
+            continue  # verified against the pin when the upstream is loaded
+        companion = {**hub, "filename": (parent / spec.model).as_posix()}
+        path = hub_download(companion, what=f"'{ref.name}' (its upstream {spec.model})", command=download_command(hub, folder=True))
+        if spec.sha256:
+            verify_sha256(path, spec.sha256)
+
+
+def _same_file(path: Path, sha256: str) -> bool:
+    try:
+        verify_sha256(path, sha256)
+    except CheckpointError:
+        return False
+    return True
+
+
+def hub_download(hub: dict, *, what: str, command: str | None = None) -> Path:
+    """The cached copy of a hub file, else hf_hub_download, with a one-line, actionable failure when offline.
+
+    The cache is tried first so a pinned file runs offline without waiting on the network.
+    """
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
+    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    if isinstance(cached, (str, os.PathLike)):
+        return Path(cached)
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # its per-retry warnings would bury the one-line error below
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120]
-        rev = f" --revision {revision}" if revision else ""
+        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120].strip()
         raise OfflineError(
             f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
             f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
-            f"`huggingface-cli download {repo_id} {filename}{rev}` and copy ~/.cache/huggingface/hub here"
+            f"`{command or download_command(hub)}` and copy ~/.cache/huggingface/hub here"
         ) from exc
+    finally:
+        hub_logger.setLevel(level)
 
 
 def resolve_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:

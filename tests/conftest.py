@@ -34,6 +34,14 @@ def isolated_stem_cache(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user_registry(tmp_path_factory) -> Path:
+    """Keep `mdxmix models add` of the tests out of the user's config folder, and theirs out of the tests."""
+    folder = tmp_path_factory.mktemp("user-config")
+    os.environ["MDXMIX_CONFIG"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A folder holding a tiny Demucs package and two mixer checkpoints that use it."""

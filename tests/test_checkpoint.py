@@ -157,7 +157,7 @@ def test_hub_checkpoint_offline_uses_cache_verifies_hash_and_explains_when_missi
     digest = file_sha256(source)
     missing = _hub(tmp_path, digest)
     assert missing.startswith("ERR") and "someone/mixers/m.safetensors" in missing and "HF_HUB_OFFLINE is set" in missing
-    assert "huggingface-cli download someone/mixers m.safetensors" in missing
+    assert "hf download someone/mixers m.safetensors --revision " + "a" * 40 in missing
     snapshot = tmp_path / "hub" / "models--someone--mixers" / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
     (snapshot / "m.safetensors").write_bytes(source.read_bytes())

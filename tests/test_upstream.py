@@ -71,4 +71,4 @@ def test_pretrained_demucs_offline_says_what_is_missing(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
     assert "Demucs model 'htdemucs_ft' is not in the Hugging Face cache" in out
-    assert "huggingface-cli download adefossez/HTDemucs-ft" in out
+    assert "hf download adefossez/HTDemucs-ft" in out

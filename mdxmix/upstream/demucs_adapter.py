@@ -75,7 +75,7 @@ def _missing_demucs_message(name: str, repo_id: str, exc: Exception) -> str:
     why = "HF_HUB_OFFLINE is set" if offline else f"download failed: {first_line(exc)[:120]}"
     return (
         f"Demucs model '{name}' is not in the Hugging Face cache and cannot be fetched ({why}); "
-        f"on a machine with network run `huggingface-cli download {repo_id}` and copy "
+        f"on a machine with network run `hf download {repo_id}` and copy "
         f"~/.cache/huggingface/hub here (or set HF_HOME to it)"
     )
 
