@@ -45,7 +45,8 @@ if stage == "mixer":
     result = {"upstream_s": None}
 else:
     from demucs.hdemucs import HDemucs
-    from mdxmix.checkpoint import CheckpointMeta, file_sha256, save_checkpoint
+    from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
+    from mdxmix.weightfiles import file_sha256
     from mdxmix.pipeline import Separator
     from mdxmix.upstream.base import UpstreamSpec
     from mdxmix.upstream.demucs_package import save_demucs_package

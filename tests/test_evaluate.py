@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from mdxmix.evaluate import command as cmd
-from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
+from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError
+from mdxmix.musdb import DatasetError, MusdbSplit
 from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
 from mdxmix.evaluate.metrics import (
     EPS,
@@ -230,7 +231,7 @@ def test_baselines_from_upstreams(dataset: tuple[Path, dict]) -> None:
 
 def test_missing_folders_and_tracks_are_user_errors(dataset: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = dataset
-    with pytest.raises(EvaluationError, match="split folder not found"):
+    with pytest.raises(DatasetError, match="split folder not found"):
         MusdbSplit(root / "data", "train")
     partial = tmp_path / "partial"
     (partial / "t1").mkdir(parents=True)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdxmix.errors import CheckpointError
-from mdxmix.pipeline import BlockedInput, Normalizer, Separator
+from mdxmix.mixer.normalize import Normalizer
+from mdxmix.pipeline import BlockedInput, Separator
 from mdxmix.stems import STEMS
 
 
@@ -32,7 +33,7 @@ def _separator(model_dir, **kwargs) -> Separator:
 
 
 def _sha(model_dir) -> str:
-    from mdxmix.checkpoint import file_sha256
+    from mdxmix.weightfiles import file_sha256
 
     return file_sha256(model_dir / "tiny_hdemucs.safetensors")
 
@@ -67,7 +68,7 @@ def test_separate_keeps_length_and_rate(model_dir, frames, rate):
 
 
 def test_wrong_upstreams_are_refused(model_dir):
-    with pytest.raises(CheckpointError, match="needs upstreams"):
+    with pytest.raises(CheckpointError, match="trained with upstreams"):
         Separator(model_dir / "tiny_mdx.safetensors", device="cpu", upstreams=[GainUpstream("demucs:htdemucs")])
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mdxmix.checkpoint import file_sha256
+from mdxmix.weightfiles import file_sha256
 from mdxmix.errors import CheckpointError, UpstreamError
 from mdxmix.stems import STEMS
 from mdxmix.upstream import UpstreamSpec, build_upstream

@@ -11,11 +11,12 @@ The public entry points the rest of mdxmix (and users) call:
 
 from __future__ import annotations
 
-from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
-from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
-from mdxmix.evaluate.metrics import framewise_sdr, global_sdr, score_track
-from mdxmix.evaluate.report import Results, write_outputs
-from mdxmix.evaluate.runner import (
+from ..musdb import MusdbSplit
+from .dataset import EstimatesFolder, EvaluationError
+from .ensembles import RULES, ensemble, per_source_best
+from .metrics import framewise_sdr, global_sdr, score_track
+from .report import Results, write_outputs
+from .runner import (
     EnsembleSystem,
     Memo,
     SelectionSystem,

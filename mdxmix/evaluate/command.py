@@ -13,12 +13,12 @@ from typing import List, Optional
 
 import typer
 
-from mdxmix.errors import UserError
+from ..errors import UserError
 
-from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
-from mdxmix.evaluate.ensembles import RULES
-from mdxmix.evaluate.report import Results, rich_tables, to_json_dict, write_outputs
-from mdxmix.evaluate.runner import EstimateSource, build_baseline_systems, score_systems, select_per_source_best
+from .dataset import EstimatesFolder, EvaluationError, MusdbSplit
+from .ensembles import RULES
+from .report import Results, rich_tables, to_json_dict, write_outputs
+from .runner import EstimateSource, build_baseline_systems, score_systems, select_per_source_best
 
 EXAMPLE = """Score folders of separated stems against MUSDB18-HQ-layout references.
 
@@ -41,7 +41,7 @@ same baselines, with the per-source best chosen on 'valid' when that split exist
 
 def checkpoint_system(name: str, data: Path, split: str, cache_dir: Optional[Path]) -> EstimateSource:
     """A picklable ``track -> stems`` that separates ``track`` with checkpoint ``name``."""
-    from mdxmix.evaluate.systems import CheckpointEstimates
+    from .systems import CheckpointEstimates
 
     return CheckpointEstimates(name, data, split, cache_dir)
 
@@ -106,7 +106,7 @@ def eval_command(
         raise typer.BadParameter(f"name {sorted(clash)[0]!r} used by --estimates and --upstream", param_hint="--estimates")
     try:
         if checkpoint and baselines and not upstream_dirs:
-            from mdxmix.evaluate.systems import upstream_systems
+            from .systems import upstream_systems
 
             upstream_dirs = upstream_systems(checkpoint[0], data, split, cache_dir)
             if select_split is None and (data / "valid").is_dir():
@@ -117,7 +117,7 @@ def eval_command(
         if out is not None:
             write_outputs(results, out, settings)
         if plot is not None:
-            from mdxmix.evaluate.plot import plot_boxes
+            from .plot import plot_boxes
 
             plot_boxes(results, plot)
     except UserError as exc:  # EvaluationError, and checkpoint/upstream errors of the core
@@ -184,7 +184,7 @@ def _checkpoint_labels(checkpoints: List[str]) -> list[str]:
 
 def _on_split(source, split: str):
     """The same upstream, reading another split (cache-backed sources know their split)."""
-    from mdxmix.evaluate.systems import UpstreamEstimates
+    from .systems import UpstreamEstimates
 
     if isinstance(source, UpstreamEstimates):
         return UpstreamEstimates(source.spec, source.search, source.data, split, source.cache_dir, source.device)

@@ -34,7 +34,7 @@ from types import ModuleType
 
 import numpy as np
 
-from mdxmix.stems import SAMPLE_RATE
+from ..stems import SAMPLE_RATE
 
 #: Added to both energies in every SDR, as in the Music Demixing Challenge 2021 scorer.
 EPS: float = 1e-7

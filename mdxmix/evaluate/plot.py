@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mdxmix.evaluate.report import METRIC_TITLES, Results
-from mdxmix.stems import STEMS
+from .report import METRIC_TITLES, Results
+from ..stems import STEMS
 
 
 def _mpl_at_least(matplotlib, major: int, minor: int) -> bool:
@@ -27,7 +27,7 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
     try:
         import matplotlib
     except ImportError:
-        from mdxmix.evaluate.dataset import EvaluationError
+        from .dataset import EvaluationError
 
         raise EvaluationError("plotting needs matplotlib (pip install 'mdxmix[eval]')") from None
     matplotlib.use("Agg")

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdxmix.evaluate.metrics import track_mean, track_median
-from mdxmix.stems import STEMS
+from .metrics import track_mean, track_median
+from ..stems import STEMS
 
 METRICS: tuple[str, ...] = ("museval", "global")
 METRIC_TITLES: dict[str, str] = {

@@ -21,11 +21,11 @@ from typing import Union
 
 import numpy as np
 
-from mdxmix.evaluate.dataset import EstimatesFolder
-from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
-from mdxmix.evaluate.metrics import score_track
-from mdxmix.evaluate.report import Results
-from mdxmix.stems import STEMS
+from .dataset import EstimatesFolder
+from .ensembles import RULES, ensemble, per_source_best
+from .metrics import score_track
+from .report import Results
+from ..stems import STEMS
 
 Stems = Mapping[str, np.ndarray]
 EstimateSource = Callable[[str], Stems]

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ..cache import StemCache, audio_key
 from ..errors import UserError
-from ..evaluate.dataset import MusdbSplit, read_wav
-from ..pipeline import Normalizer
+from ..mixer.normalize import Normalizer
+from ..musdb import MusdbSplit, read_wav
 from ..stems import SAMPLE_RATE, STEMS
 from ..upstream import Upstream, UpstreamSpec
 
@@ -66,7 +66,7 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
     split_reader = MusdbSplit(root, split)
     prepared = []
     for name in songs if songs is not None else split_reader.tracks():
-        folder = split_reader.folder / name
+        folder = split_reader.song_folder(name)
         mixture = torch.from_numpy(np.ascontiguousarray(read_wav(folder / "mixture.wav").T))
         for stem in STEMS:
             if not (folder / f"{stem}.wav").is_file():

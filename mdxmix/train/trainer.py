@@ -22,10 +22,10 @@ import torch.distributed as dist
 from .. import __version__
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
+from ..device import pick_device
 from ..errors import CheckpointError, UserError
 from ..mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
 from ..mixer.engine import mix_stream
-from ..pipeline import pick_device
 from ..stems import AUDIO_CHANNELS, STEMS
 from ..upstream import build_upstream
 from ..upstream.parse import parse_upstream
