@@ -94,13 +94,13 @@ class CheckpointMeta:
             raise CheckpointError(f"{where}: outputs {list(self.stems)}, mdxmix expects {list(STEMS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise CheckpointError(f"{where}: trained at {self.sample_rate} Hz, mdxmix runs at {SAMPLE_RATE} Hz")
+        if not self.mixture and not self.upstreams:
+            raise CheckpointError(f"{where}: a mixer without the mixture needs at least one upstream")
         expected = len(self.channels)
         if self.mixer_config.get("in_channels") != expected:
             raise CheckpointError(
                 f"{where}: mixer takes {self.mixer_config.get('in_channels')} channels but its upstreams give {expected}"
             )
-        if not self.mixture and not self.upstreams:
-            raise CheckpointError(f"{where}: a mixer without the mixture needs at least one upstream")
         ids = [u.id for u in self.upstreams]
         if len(set(ids)) != len(ids):
             raise CheckpointError(f"{where}: an upstream is listed twice")
