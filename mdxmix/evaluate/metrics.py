@@ -26,7 +26,8 @@ Two deliberate differences:
   ``10 log10(1 + eps / min(Σ s², Σ (s − ŝ)²))`` dB: nothing on loud frames, a lot on quiet
   ones. Measured on corpus song "0000 - pop D 128bpm" (valid split) separated by
   ``mdxmix-default``: 18 of its 576 stem frames moved by more than 0.1 dB (0.73 dB on the
-  quietest "other" frame, up to 94 dB on near-silent vocals frames at the song's edges),
+  quietest "other" frame, up to 94 dB on near-silent ones: a drum break, the intro before
+  the vocals, the last frame),
   while the per-track medians moved by at most 1.4e-8 dB.
 * an estimate that is silent for the whole track is scored (0 dB where its reference
   sounds) instead of refused, and does not blank the other stems (see ``framewise_sdr``);
