@@ -196,13 +196,12 @@ def inspect(
 
 
 def _register_subcommands() -> None:
+    from .evaluate.command import EPILOG as EVAL_EPILOG, eval_command
+    from .models_command import models_app
     from .train.command import EPILOG as TRAIN_EPILOG, train_command
 
-    from .evaluate.command import eval_command
-    from .models_command import models_app
-
     app.command("train", epilog=TRAIN_EPILOG)(train_command)
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EVAL_EPILOG)(eval_command)
     app.add_typer(models_app, name="models")
 
 

@@ -9,23 +9,16 @@ against the pinned hash, and fail offline with a message naming what is missing.
 from __future__ import annotations
 
 import json
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .checkpoint import read_meta, verify_sha256
-from .errors import CheckpointError, OfflineError, first_line
+from .checkpoint import read_meta
+from .errors import CheckpointError
 from .upstream.parse import FILE_FAMILIES
 from .user_registry import user_registry_dir
+from .weightfiles import download_command, hub_download, verify_sha256, weights_dir
 
 REGISTRY_FILE = "registry.json"
-
-
-def weights_dir() -> Path:
-    """`$MDXMIX_WEIGHTS` if set, else the `weights/` folder of this source tree."""
-    override = os.environ.get("MDXMIX_WEIGHTS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -120,16 +113,6 @@ def fetch(ref: WeightRef, root: Path, *, command: str | None = None) -> Path:
     return path
 
 
-def download_command(hub: dict, *, folder: bool = False) -> str:
-    """The `hf download` command that puts a hub file (or, with `folder`, its whole folder) in the cache."""
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
-    rev = f" --revision {revision}" if revision else ""
-    if not folder:
-        return f"hf download {repo_id} {filename}{rev}"
-    parent = PurePosixPath(filename).parent.as_posix()
-    return f"hf download {repo_id}{rev}" + (f' --include "{parent}/*"' if parent != "." else "")
-
-
 def fetch_upstream_files(ref: WeightRef, checkpoint: Path) -> None:
     """Bring a hub checkpoint's upstream weight files from its repo folder into the same cache folder.
 
@@ -157,45 +140,3 @@ def _same_file(path: Path, sha256: str) -> bool:
     except CheckpointError:
         return False
     return True
-
-
-def hub_download(hub: dict, *, what: str, command: str | None = None) -> Path:
-    """The cached copy of a hub file, else hf_hub_download, with a one-line, actionable failure when offline.
-
-    The cache is tried first so a pinned file runs offline without waiting on the network.
-    """
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
-    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
-    if isinstance(cached, (str, os.PathLike)):
-        return Path(cached)
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # its per-retry warnings would bury the one-line error below
-    try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
-    except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120].strip()
-        raise OfflineError(
-            f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
-            f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
-            f"`{command or download_command(hub)}` and copy ~/.cache/huggingface/hub here"
-        ) from exc
-    finally:
-        hub_logger.setLevel(level)
-
-
-def resolve_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:
-    """An upstream's weight file: found in `search` folders (checkpoint's folder, weights/) or on the hub."""
-    for folder in search:
-        path = folder / name
-        if path.exists():
-            if sha256:
-                verify_sha256(path, sha256)
-            return path
-    if hub:
-        return fetch(WeightRef(name=name, sha256=sha256, hub=hub), search[0] if search else weights_dir())
-    places = ", ".join(str(s) for s in search)
-    raise CheckpointError(f"upstream weights '{name}' not found (looked in {places}) and no hub location is given")

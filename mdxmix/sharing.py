@@ -14,12 +14,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import file_sha256, load_checkpoint
+from .checkpoint import load_checkpoint
 from .errors import CheckpointError, OfflineError, UsageError, first_line
 from .model_card import CardFile, read_eval_json, render_card
-from .registry import Registry, resolve_weight_file, weights_dir
+from .registry import Registry
 from .upstream.parse import FILE_FAMILIES
 from .user_registry import put_entry, remove_entry, user_entries
+from .weightfiles import file_sha256, find_weight_file, weights_dir
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -60,7 +61,7 @@ def export_folder(checkpoint: Path, out: Path, *, name: str | None = None, licen
         if spec.model == checkpoint_file:
             raise UsageError(f"--name {name!r}: the upstream {spec.model} has that file name; choose another name")
         try:
-            path = resolve_weight_file(spec.model, sha256=spec.sha256, hub=None, search=search)
+            path = find_weight_file(spec.model, sha256=spec.sha256, hub=None, search=search)
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}; pass --upstream-dir with the folder that holds it") from exc
         sources.append((spec.model, path, f"upstream {spec.family}, stems {'+'.join(spec.stems)}"))

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
 from mdxmix.mixer.consistency import CONSISTENCY_MODES, make_consistent, settle

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from mdxmix.checkpoint import file_sha256
 from mdxmix.cli import main
 from mdxmix.evaluate.report import Results, to_json_dict
 from mdxmix.models_listing import list_models
 from mdxmix.stems import STEMS
+from mdxmix.weightfiles import file_sha256
 
 from conftest import write_tone
 
