@@ -17,13 +17,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mdxmix"
 # DESIGN.md's module map, bottom row first: (row name, modules or packages in it).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("names", ("errors", "stems")),
-    ("helpers", ("audio", "cache", "weightfiles", "device", "musdb")),
+    ("helpers", ("audio", "cache", "weightfiles", "device", "musdb", "shard", "user_registry")),
     ("mixer", ("mixer",)),
     ("upstream", ("upstream",)),
-    ("checkpoint", ("checkpoint", "registry")),
+    ("checkpoint", ("checkpoint", "registry", "model_card")),
     ("pipeline", ("pipeline",)),
-    ("features", ("train", "evaluate")),
-    ("command line", ("cli", "batch", "inputs", "outputs", "models_listing", "inspect_weights", "__main__")),
+    ("features", ("train", "evaluate", "sharing")),
+    ("command line", ("cli", "batch", "inputs", "outputs", "models_listing", "models_command", "inspect_weights",
+                      "__main__")),
 ]
 # The package root is a façade outside the rows: it holds `__version__` (read from anywhere) and
 # re-exports `Separator` on first attribute access, so `import mdxmix` stays light.
