@@ -69,8 +69,7 @@ def mix_stream(
     `read(a, b)` must return the normalised input X[:, a:b] as (Cin, b - a) float32.
     `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W
     and the overlap-add stay in float32. `on_weights` receives the segment starts and
-    W of every batch, which `mdxmix inspect` uses. `consistency`: see `consistency.py`
-    (it needs the mixture as the first two channels of X).
+    W of every batch, which `mdxmix inspect` uses. `consistency`: see `consistency.py`.
     """
     segment = int(mixer.segment)
     hop = hop or segment // 4
