@@ -34,8 +34,9 @@ from .weightfiles import upstream_search_path
 
 ProgressCallback = Callable[[int, int], None]
 
-# Stems add back to the input unless asked otherwise; which mode is chosen by SDR on valid (README).
-DEFAULT_CONSISTENCY = "none"
+# Stems add back to the input. Chosen by museval SDR of the bundled default on 4 valid songs of
+# the v1 corpus (README, "Stems that add up"): spectral 4.15 dB, none 4.10, even 4.05, energy 4.04.
+DEFAULT_CONSISTENCY = "spectral"
 
 
 class BlockedInput:

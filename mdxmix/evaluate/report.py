@@ -115,6 +115,7 @@ def _caption(results: Results) -> str | None:
 
 def rich_tables(results: Results) -> list:
     """One ``rich.table.Table`` per metric, best value per column in bold."""
+    from rich.markup import escape
     from rich.table import Table
 
     tables = []
@@ -130,7 +131,7 @@ def rich_tables(results: Results) -> list:
             for col in COLUMNS:
                 text = _fmt(row.get(col))
                 cells.append(f"[bold]{text}[/bold]" if system in best.get(col, ()) else text)
-            table.add_row(system, *cells)
+            table.add_row(escape(system), *cells)  # a name like "mixer [spectral]" is not markup
         tables.append(table)
     return tables
 
