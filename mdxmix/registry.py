@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .checkpoint import verify_sha256
 from .errors import CheckpointError, OfflineError, first_line
+from .hub import hub_file
 
 REGISTRY_FILE = "registry.json"
 
@@ -39,7 +40,7 @@ class WeightRef:
     def location(self) -> str:
         if self.file:
             return "bundled"
-        hub = self.hub or {}
+        hub = self.hub if isinstance(self.hub, dict) else {}
         return f"hub:{hub.get('repo_id')}/{hub.get('filename')}@{hub.get('revision', 'main')}"
 
 
@@ -101,28 +102,38 @@ def fetch(ref: WeightRef, root: Path) -> Path:
         return path
     if not ref.hub:
         raise CheckpointError(f"registry entry '{ref.name}' has neither a file nor a hub location")
-    path = hub_download(ref.hub, what=f"'{ref.name}'")
+    path = hub_download(ref.hub, what=f"registry entry '{ref.name}'")
     if ref.sha256:
         verify_sha256(path, ref.sha256)
     return path
 
 
 def hub_download(hub: dict, *, what: str) -> Path:
-    """hf_hub_download with a one-line, actionable failure when offline or missing."""
-    from huggingface_hub import hf_hub_download
-
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
+    """A hub file, with a one-line, actionable failure when offline or missing (fast: see `hub.py`)."""
+    repo_id, filename, revision = _hub_fields(hub, what)
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        return hub_file(repo_id, filename, revision=revision)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120]
+        reason = first_line(exc)[:120]
         rev = f" --revision {revision}" if revision else ""
         raise OfflineError(
             f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
             f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
             f"`huggingface-cli download {repo_id} {filename}{rev}` and copy ~/.cache/huggingface/hub here"
         ) from exc
+
+
+def _hub_fields(hub: object, what: str) -> tuple[str, str, str | None]:
+    """repo_id, filename and revision of a hub location, or a line saying which field is wrong."""
+    if not isinstance(hub, dict):
+        raise CheckpointError(f"{what}: its hub location must be an object with repo_id and filename, not {hub!r}")
+    for key in ("repo_id", "filename"):
+        if not isinstance(hub.get(key), str) or not hub[key].strip():
+            raise CheckpointError(f"{what}: its hub location {json.dumps(hub)} lacks '{key}' (a non-empty string)")
+    revision = hub.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise CheckpointError(f"{what}: its hub 'revision' must be a string, not {revision!r}")
+    return hub["repo_id"], hub["filename"], revision
 
 
 def resolve_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:
