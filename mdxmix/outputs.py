@@ -210,26 +210,48 @@ class SongOutput:
         """Per stem, a function giving its final blocks (scaled, clipped as the format needs).
 
         A `no_<stem>` written together with `<stem>` is the input minus the stem *as
-        written*: after the stem's rescale the complement is taken from the scaled stem,
-        and if the complement would then clip, both get one shared factor. So the pair
-        adds back to the input (or to the input times that one factor).
+        written* (scaled, and quantised exactly as libsndfile will store it), so the pair
+        adds back to the input within half a quantisation step. When either of the two
+        would clip, both share one rescale factor, and the pair adds back to the input
+        times that factor.
         """
         fmt, out = self.fmt, {}
         scales = {name: _rescale(s.peak, fmt) for name, s in self.staging.items()}
+        step = {"PCM_16": 2.0**-15, "PCM_24": 2.0**-23}.get(fmt.subtype) if fmt.container != "MP3" else None
         for name, staging in self.staging.items():
             stem = self.staging.get(name[3:]) if name.startswith("no_") else None
             if stem is None:
                 out.setdefault(name, lambda s=staging, f=scales[name]: (_finish(b, fmt, f) for b in s.blocks()))
                 continue
-            # complement of the scaled stem = complement + (1 - scale)·stem
+            # the complement of the rescaled stem: input - scale·stem = complement + (1 - scale)·stem
             shift, peak = 1.0 - scales[name[3:]], staging.peak
-            pair = lambda c=staging, s=stem, k=shift: (a + k * b for a, b in zip(c.blocks(), s.blocks()))  # noqa: E731
             if shift:
-                peak = max((float(np.abs(block).max(initial=0.0)) for block in pair()), default=0.0)
+                peak = max((float(np.abs(c + shift * v).max(initial=0.0)) for c, v in zip(staging.blocks(), stem.blocks())), default=0.0)
             shared = _rescale(peak, fmt)
-            out[name] = lambda p=pair, f=shared: (_finish(b, fmt, f) for b in p())
-            out[name[3:]] = lambda s=stem, f=scales[name[3:]] * shared: (_finish(b, fmt, f) for b in s.blocks())
+            factor = scales[name[3:]] * shared
+            quantised = lambda v, f=factor: _quantise(_finish(v, fmt, f), step)  # noqa: E731
+            out[name[3:]] = lambda s=stem, q=quantised: (q(v) for v in s.blocks())
+            out[name] = lambda c=staging, s=stem, q=quantised, f=shared: (
+                _finish(f * (cb + vb) - q(vb), fmt, 1.0) for cb, vb in zip(c.blocks(), s.blocks()))
         return {name: out[name] for name in self.staging}
+
+
+PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
+
+
+def to_pcm(block: np.ndarray, subtype: str) -> np.ndarray:
+    """Float in [-1, 1) → integers of `subtype`, rounded to nearest (libsndfile's own WAV conversion floors,
+    a DC bias of half a step), as int16, or int32 holding 24 bits in its top bytes the way libsndfile reads it."""
+    bits = PCM_BITS[subtype]
+    ints = np.clip(np.round(block.astype(np.float64) * 2.0 ** (bits - 1)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return ints.astype(np.int16) if bits == 16 else (ints.astype(np.int32) << 8)
+
+
+def _quantise(block: np.ndarray, step: float | None) -> np.ndarray:
+    """The values a PCM file will hold for `block` (see `to_pcm`)."""
+    if step is None:
+        return block
+    return (np.clip(np.round(block.astype(np.float64) / step), -1.0 / step, 1.0 / step - 1.0) * step).astype(np.float32)
 
 
 def _finish(block: np.ndarray, fmt: OutputFormat, scale: float) -> np.ndarray:
@@ -250,12 +272,12 @@ def _encode(blocks: Iterator[np.ndarray], final: Path, fmt: OutputFormat, rate: 
         encoder.set_quality(2)
         with open(final, "wb") as handle:
             for block in blocks:
-                handle.write(encoder.encode(np.clip(np.round(block * 32767), -32768, 32767).astype(np.int16).tobytes()))
+                handle.write(encoder.encode(to_pcm(block, "PCM_16").tobytes()))
             handle.write(encoder.flush())
         return
     with sf.SoundFile(str(final), "w", samplerate=rate, channels=2, subtype=fmt.subtype, format=fmt.container) as out:
         for block in blocks:
-            out.write(block)
+            out.write(to_pcm(block, fmt.subtype) if fmt.subtype in PCM_BITS else block)
 
 
 def _write_wav_stream(blocks: Callable[[], Iterator[np.ndarray]], stream: BinaryIO, fmt: OutputFormat, rate: int,
@@ -272,9 +294,9 @@ def _write_wav_stream(blocks: Callable[[], Iterator[np.ndarray]], stream: Binary
         if fmt.subtype == "FLOAT":
             stream.write(block.astype("<f4").tobytes())
         elif fmt.subtype == "PCM_16":
-            stream.write(np.clip(np.round(block * 32768), -32768, 32767).astype("<i2").tobytes())
+            stream.write(to_pcm(block, "PCM_16").astype("<i2").tobytes())
         else:
-            ints = np.clip(np.round(block * 8388608), -8388608, 8388607).astype("<i4")
+            ints = (to_pcm(block, "PCM_24") >> 8).astype("<i4")
             stream.write(ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes())
     stream.flush()
 
