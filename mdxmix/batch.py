@@ -95,10 +95,10 @@ def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: Son
     """
     rate, frames = info.sample_rate, audio.shape[-1]
     reports: list[SeparationReport] = []
-    chunks = (chunk.numpy() for chunk in separator.stream(resample(audio, rate, SAMPLE_RATE), on_progress=progress,
-                                                             on_report=reports.append))
     position = 0
     try:
+        mixture = resample(audio, rate, SAMPLE_RATE)
+        chunks = (chunk.numpy() for chunk in separator.stream(mixture, on_progress=progress, on_report=reports.append))
         for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
             INTERRUPT.check()
             for name in output.destinations:
@@ -138,7 +138,8 @@ def separate_song(separator: Separator, song: Song, plan: OutputPlan, *, stream:
         else:
             assert plan.stdout is not None
             output = SongOutput({plan.stdout: None}, rate=info.sample_rate, fmt=fmt, stream=stream)
-        report = write_song(separator, audio, info, output, progress=progress)
+        with output:  # whatever happens, no staged stem outlives the song
+            report = write_song(separator, audio, info, output, progress=progress)
         outputs = {k: str(v) for k, v in paths.items()} or {plan.stdout or "": "-"}
         return Result(song.source, "ok", outputs, elapsed(), report.upstream_runs)
     except UserError as exc:

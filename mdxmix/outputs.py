@@ -162,6 +162,12 @@ class SongOutput:
             self.abort()
             raise
 
+    def __enter__(self) -> "SongOutput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
     def write(self, name: str, data: np.ndarray) -> None:
         """Append a (2, n) float block to one stem; a non-finite sample fails the song."""
         if not np.isfinite(data).all():

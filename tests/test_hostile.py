@@ -111,9 +111,9 @@ def test_4_signals_stop_cleanly_and_the_next_run_sweeps_what_a_killed_one_left(t
     process = subprocess.Popen([sys.executable, "-m", "mdxmix", "long.wav", "-o", "out", "-c", ckpt, "--cache-dir", "cache"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").rglob(".mdxmix-*.tmp")) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the staged stems exist: the song is streaming
-    time.sleep(0.3)
+    while not list(cache.rglob(".mdxmix-*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # stems are being staged and the upstream's cache entry is being filled
+    time.sleep(0.2)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum
