@@ -32,7 +32,7 @@ from typer.exceptions import Abort, Exit
 
 from .atomic import check_output_file, check_output_folder
 from .errors import INTERRUPT, Interrupted, UsageError, UserError
-from .naming import DEFAULT_TEMPLATE
+from .naming import DEFAULT_TEMPLATE, check_template
 
 # Commands whose modules import training or evaluation code, loaded only when called.
 # The short help is what `mdxmix --help` lists (a test keeps it equal to the command's own).
@@ -150,7 +150,6 @@ def separate(
     from .batch import OutputPlan, run_batch
     from .cache import StemCache
     from .inputs import expand_inputs
-    from .naming import check_template
     from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
 

@@ -185,6 +185,15 @@ def test_7_a_disk_that_fills_while_encoding_fails_the_song_cleanly_with_no_space
     assert "internal error" not in done.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_7_stdout_on_a_full_device_says_no_space_left_in_one_line(tmp_path, ckpt):
+    write_tone(tmp_path / "song.wav", 0.5, 44100)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "mdxmix", "song.wav", "--stdout", "vocals", "-c", ckpt, "--no-cache"],
+                              cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr.splitlines() == ["mdxmix: error: cannot write stdout: no space left on device"]
+
+
 def _cache_entry(cache: Path) -> tuple[Path, Path]:
     (data,) = cache.rglob("*.npy")
     return data, data.with_suffix(".json")
