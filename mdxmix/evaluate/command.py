@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from mdxmix.atomic import check_output_file, check_output_folder
 from mdxmix.errors import UserError
 
 from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
@@ -96,6 +97,10 @@ def eval_command(
         raise typer.BadParameter("must be global, museval or both", param_hint="--metric")
     if backend not in ("fast", "museval"):
         raise typer.BadParameter("must be fast or museval", param_hint="--backend")
+    if plot is not None:
+        check_output_file(plot, "--plot")  # before the scoring, not after it
+    if out is not None:
+        check_output_folder(out, "--out")
     systems_dirs = _named_dirs(estimates, "--estimates")
     upstream_dirs = _named_dirs(upstream, "--upstream")
     rule_list = _rules(rules)
