@@ -97,10 +97,14 @@ def test_3_a_song_whose_last_stem_cannot_be_put_in_place_keeps_none_and_restores
     (folder / "vocals.wav").unlink()
     (folder / "vocals.wav").mkdir()  # the last rename fails: a folder is in the way
     (folder / "vocals.wav" / "keep").write_text("x")
-    again = run("song.wav", "-o", "out", "-c", ckpt, "--no-cache", "--overwrite", cwd=tmp_path)
-    assert again.returncode == 1 and "none of this song's stems were kept" in again.stderr
+    write_tone(tmp_path / "fresh.wav", 1.0, 44100)  # a first run, same fault: no stem may stay
+    (tmp_path / "out" / "tiny_mdx" / "fresh" / "vocals.wav").mkdir(parents=True)
+    again = run("song.wav", "fresh.wav", "-o", "out", "-c", ckpt, "--no-cache", "--overwrite", "--json", cwd=tmp_path)
+    assert again.returncode == 1 and [r["status"] for r in records(again)] == ["failed", "failed"]
+    assert all("none of this song's stems were kept" in r["error"] for r in records(again))
     for name in ("bass.wav", "drums.wav", "other.wav"):
         assert (folder / name).read_bytes() == before[name]  # the earlier stems, put back
+    assert [p.name for p in (tmp_path / "out" / "tiny_mdx" / "fresh").iterdir()] == ["vocals.wav"]
     assert temporaries(tmp_path / "out") == []
 
 
