@@ -262,6 +262,22 @@ def test_11_a_damaged_cache_entry_is_dropped_and_recomputed(tmp_path, ckpt, dama
         np.testing.assert_allclose(sf.read(tmp_path / "again" / "tiny_mdx" / "song" / name)[0], clean, atol=1e-5)
 
 
+def test_11_entries_from_before_checksums_are_kept_if_plausible_and_pinned(tmp_path):
+    from mdxmix.cache import StemCache
+
+    cache = StemCache(tmp_path)
+    for key, value in (("a" * 32, 0.5), ("b" * 32, 48000.0)):
+        cache.put("up", key, {"drums": torch.full((2, 100), 0.5), "bass": torch.zeros(2, 100)})
+        data, meta = cache._paths("up", key)
+        np.save(data, np.full((4, 100), value, dtype=np.float16))
+        info = json.loads(meta.read_text())
+        del info["sha256"]  # the format of earlier versions
+        meta.write_text(json.dumps(info))
+    kept = cache.get("up", "a" * 32, frames=100)
+    assert kept is not None and float(kept["drums"][0, 0]) == 0.5 and "sha256" in json.loads(cache._paths("up", "a" * 32)[1].read_text())
+    assert cache.get("up", "b" * 32) is None and not cache._paths("up", "b" * 32)[0].exists()
+
+
 def test_12_a_checkpoint_file_name_cannot_move_outputs_out_of_the_output_folder(tmp_path, ckpt):
     (tmp_path / "ck").mkdir()
     shutil.copy(ckpt, tmp_path / "ck" / "...safetensors")  # its name (stem) is '..'
