@@ -21,10 +21,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
+from mdxmix.checkpoint import CheckpointMeta, file_sha256, save_checkpoint
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
+from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, save_spectral
 
 from conftest import write_tone
 
@@ -139,15 +140,27 @@ def test_4_signals_stop_cleanly_and_the_next_run_sweeps_what_a_killed_one_left(t
 
 
 # --- a failing song never stops the batch ------------------------------------------------
-def test_5_inputs_of_a_few_samples_are_separated_at_their_length(tmp_path, ckpt):
+@pytest.fixture(scope="module")
+def spectral_ckpt(tmp_path_factory) -> str:
+    """A checkpoint over a small STFT upstream of the family the bundled default uses (n_fft 2048)."""
+    folder = tmp_path_factory.mktemp("spectral")
+    torch.manual_seed(0)
+    net = SpectralMaskNet(SpectralConfig(stems=STEMS, n_fft=2048, hop=512, hidden=8, layers=1))
+    package = save_spectral(net, folder / "spec.safetensors")
+    spec = UpstreamSpec(family="spectral-file", model=package.name, stems=STEMS, sha256=file_sha256(package))
+    mixer = Conv1x1Mixer(Conv1x1Config(in_channels=10, segment=2**14))
+    return str(save_checkpoint(folder / "spec_mix.safetensors", mixer, CheckpointMeta(mixer.kind, {}, [spec])))
+
+
+def test_5_inputs_of_a_few_samples_are_separated_at_their_length(tmp_path, spectral_ckpt):
     sf.write(tmp_path / "blip.wav", np.full((100, 2), 0.1), 44100, subtype="FLOAT")
     sf.write(tmp_path / "short.wav", np.full((2048, 2), 0.1), 44100, subtype="FLOAT")
-    done = run("blip.wav", "short.wav", "-o", "out", "-c", ckpt, "--no-cache", "--json", cwd=tmp_path)
+    done = run("blip.wav", "short.wav", "-o", "out", "-c", spectral_ckpt, "--no-cache", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [r["status"] for r in records(done)] == ["ok", "ok"]
-    assert sf.info(tmp_path / "out" / "tiny_mdx" / "blip" / "vocals.wav").frames == 100
-    assert sf.info(tmp_path / "out" / "tiny_mdx" / "short" / "vocals.wav").frames == 2048
-    shown = run("inspect", "blip.wav", "-c", ckpt, "--no-cache", cwd=tmp_path)
+    assert sf.info(tmp_path / "out" / "spec_mix" / "blip" / "vocals.wav").frames == 100
+    assert sf.info(tmp_path / "out" / "spec_mix" / "short" / "vocals.wav").frames == 2048
+    shown = run("inspect", "blip.wav", "-c", spectral_ckpt, "--no-cache", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
 
 
