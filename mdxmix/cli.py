@@ -293,8 +293,15 @@ SUBCOMMANDS = {"separate", "models", "eval", "train", "inspect", "cache"}
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+_MAIN_PID = os.getpid()
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     """Closing the terminal (SIGHUP) or `kill` (SIGTERM) stops like Ctrl-C: songs clean up, then exit."""
+    if os.getpid() != _MAIN_PID:  # a forked worker (data loading, scoring) ends the ordinary way
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     first = not INTERRUPT.is_set()
     INTERRUPT.set(signum)
     if first:  # later signals only wait for the cleanup the first one started
@@ -313,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--install-completion", "--show-completion"):
         args = ["separate", *args]
     command = typer.main.get_command(app)
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     INTERRUPT.clear()
     try:
