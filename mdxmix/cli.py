@@ -298,7 +298,9 @@ _MAIN_PID = os.getpid()
 
 def _on_signal(signum: int, frame: Any) -> None:
     """Closing the terminal (SIGHUP) or `kill` (SIGTERM) stops like Ctrl-C: songs clean up, then exit."""
-    if os.getpid() != _MAIN_PID:  # a forked worker (data loading, scoring) ends the ordinary way
+    if os.getpid() != _MAIN_PID:  # a forked worker (data loading, scoring) reacts as Python's default would
+        if signum == signal.SIGINT:
+            signal.default_int_handler(signum, frame)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
