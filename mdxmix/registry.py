@@ -35,7 +35,7 @@ class WeightRef:
     def location(self) -> str:
         if self.file:
             return "bundled"
-        hub = self.hub or {}
+        hub = self.hub if isinstance(self.hub, dict) else {}
         return f"hub:{hub.get('repo_id')}/{hub.get('filename')}@{hub.get('revision', 'main')}"
 
 
@@ -107,7 +107,7 @@ def fetch(ref: WeightRef, root: Path, *, command: str | None = None) -> Path:
         return path
     if not ref.hub:
         raise CheckpointError(f"registry entry '{ref.name}' has neither a file nor a hub location")
-    path = hub_download(ref.hub, what=f"'{ref.name}'", command=command)
+    path = hub_download(ref.hub, what=f"registry entry '{ref.name}'", command=command)
     if ref.sha256:
         verify_sha256(path, ref.sha256)
     return path

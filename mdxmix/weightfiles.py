@@ -10,11 +10,13 @@ last resort when the checkpoint says where the file is published.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path, PurePosixPath
 
 from .errors import CheckpointError, OfflineError, first_line
+from .hub import hub_file
 
 _BLOCK = 1 << 20
 
@@ -57,24 +59,20 @@ def download_command(hub: dict, *, folder: bool = False) -> str:
 
 
 def hub_download(hub: dict, *, what: str, command: str | None = None) -> Path:
-    """The cached copy of a hub file, else hf_hub_download, with a one-line, actionable failure when offline.
+    """A hub file from the local cache, else downloaded, with a one-line, actionable failure.
 
-    The cache is tried first so a pinned file runs offline without waiting on the network.
+    The cache is asked first and the hub's reachability is probed before any download (see
+    `hub.py`), so a pinned file runs offline and a missing one fails within seconds, not
+    after huggingface_hub's retries. `command` is the download hint (default: this one file).
     """
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache  # needed only for hub files
-
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
-    cached = try_to_load_from_cache(repo_id, filename, revision=revision)
-    if isinstance(cached, (str, os.PathLike)):
-        return Path(cached)
+    repo_id, filename, revision = hub_fields(hub, what)
     hub_logger = logging.getLogger("huggingface_hub")
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)  # its per-retry warnings would bury the one-line error below
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        return hub_file(repo_id, filename, revision=revision)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120].strip()
+        reason = first_line(exc)[:120].strip()
         raise OfflineError(
             f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
             f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
@@ -82,6 +80,19 @@ def hub_download(hub: dict, *, what: str, command: str | None = None) -> Path:
         ) from exc
     finally:
         hub_logger.setLevel(level)
+
+
+def hub_fields(hub: object, what: str) -> tuple[str, str, str | None]:
+    """repo_id, filename and revision of a hub location, or a line saying which field is wrong."""
+    if not isinstance(hub, dict):
+        raise CheckpointError(f"{what}: its hub location must be an object with repo_id and filename, not {hub!r}")
+    for key in ("repo_id", "filename"):
+        if not isinstance(hub.get(key), str) or not hub[key].strip():
+            raise CheckpointError(f"{what}: its hub location {json.dumps(hub)} lacks '{key}' (a non-empty string)")
+    revision = hub.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise CheckpointError(f"{what}: its hub 'revision' must be a string, not {revision!r}")
+    return hub["repo_id"], hub["filename"], revision
 
 
 def find_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:
