@@ -8,7 +8,6 @@ and refuses a mismatch with a one-line reason. Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ from safetensors.torch import save_file
 from .errors import CheckpointError, first_line
 from .mixer import MIXER_KINDS, Mixer, build_mixer
 from .stems import SAMPLE_RATE, STEMS
-from .upstream.base import UpstreamSpec, channel_names
+from .upstream.base import Upstream, UpstreamSpec, channel_names, check_provides
+from .weightfiles import verify_sha256
 
 FORMAT_VERSION = 1
 METADATA_KEY = "mdxmix"
@@ -38,10 +38,11 @@ class CheckpointMeta:
     stems: tuple[str, ...] = STEMS
     provenance: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    mixture: bool = True  # the mixture is X's first two channels; False is the paper's Table 6 condition
 
     @property
     def channels(self) -> list[str]:
-        return channel_names(self.upstreams)
+        return channel_names(self.upstreams, self.mixture)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -50,6 +51,7 @@ class CheckpointMeta:
                 "mixer": {"kind": self.mixer_kind, "config": self.mixer_config},
                 "upstreams": [u.to_dict() for u in self.upstreams],
                 "channels": self.channels,
+                "mixture": self.mixture,
                 "stems": list(self.stems),
                 "sample_rate": self.sample_rate,
                 "provenance": self.provenance,
@@ -72,6 +74,7 @@ class CheckpointMeta:
                 stems=tuple(data["stems"]),
                 provenance=dict(data.get("provenance", {})),
                 format_version=version,
+                mixture=bool(data.get("mixture", True)),  # files written before the option mixed the mixture
             )
             stored_channels = list(data["channels"])
         except CheckpointError:
@@ -91,6 +94,8 @@ class CheckpointMeta:
             raise CheckpointError(f"{where}: outputs {list(self.stems)}, mdxmix expects {list(STEMS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise CheckpointError(f"{where}: trained at {self.sample_rate} Hz, mdxmix runs at {SAMPLE_RATE} Hz")
+        if not self.mixture and not self.upstreams:
+            raise CheckpointError(f"{where}: a mixer without the mixture needs at least one upstream")
         expected = len(self.channels)
         if self.mixer_config.get("in_channels") != expected:
             raise CheckpointError(
@@ -147,27 +152,14 @@ def load_checkpoint(path: str | Path, *, sha256: str | None = None) -> tuple[Mix
     return mixer, meta
 
 
-def check_upstreams(meta: CheckpointMeta, provided: list[UpstreamSpec], where: str = "checkpoint") -> None:
-    """Refuse upstream stems that are not exactly what the checkpoint was trained with."""
-    want = [(u.id, u.stems) for u in meta.upstreams]
-    have = [(u.id, u.stems) for u in provided]
+def check_upstreams(meta: CheckpointMeta, upstreams: list[Upstream], where: str = "checkpoint") -> None:
+    """The one compatibility rule: exactly the checkpoint's upstreams, in its order, each giving its stems."""
+    want = [u.id for u in meta.upstreams]
+    have = [u.name for u in upstreams]
     if want != have:
-        fmt = lambda items: ", ".join(f"{i}[{'+'.join(s)}]" for i, s in items) or "none"  # noqa: E731
-        raise CheckpointError(f"{where} was trained with upstreams {fmt(want)} but was given {fmt(have)}")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_sha256(path: str | Path, expected: str) -> None:
-    actual = file_sha256(path)
-    if actual != expected.lower():
-        raise CheckpointError(f"{path}: sha256 {actual[:12]}… does not match the pinned {expected[:12]}… (corrupt or tampered file)")
+        raise CheckpointError(f"{where} was trained with upstreams {want} but was given {have}")
+    for spec, upstream in zip(meta.upstreams, upstreams):
+        check_provides(spec, upstream)
 
 
 def _open(path: Path, *, tensors: bool) -> tuple[dict, dict]:

@@ -10,7 +10,6 @@ the mixer engine streams finished output, which the caller appends to its files.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,57 +19,19 @@ from torch import Tensor
 
 from .audio import AudioInfo, read_audio, resample
 from .cache import CacheWriter, StemCache, audio_key
-from .checkpoint import CheckpointMeta, load_checkpoint
-from .errors import CheckpointError, UserError
+from .checkpoint import CheckpointMeta, check_upstreams, load_checkpoint
+from .device import pick_device
+from .errors import UserError
 from .mixer import Mixer
 from .mixer.engine import mix_stream
+from .mixer.normalize import Normalizer
 from .outputs import StemSink
-from .registry import Registry, weights_dir
+from .registry import Registry
 from .stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
 from .upstream import Upstream, build_upstream
+from .weightfiles import upstream_search_path
 
 ProgressCallback = Callable[[int, int], None]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' → CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("--device mps was asked for but Apple MPS is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from exc
-
-
-@dataclass(frozen=True)
-class Normalizer:
-    """The paper's per-track normalisation: mixture mean 0 and standard deviation 1.
-
-    Every channel of X gets the same affine map, so sums of stems stay sums and the
-    output is mapped back with the same numbers.
-    """
-
-    mean: float
-    std: float
-
-    @classmethod
-    def of(cls, mixture: Tensor) -> "Normalizer":
-        std = float(mixture.std()) if mixture.numel() > 1 else 0.0
-        return cls(mean=float(mixture.mean()), std=std if std > 1e-8 else 1.0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
-
-    def inverse(self, y: Tensor) -> Tensor:
-        return y * self.std + self.mean
 
 
 class BlockedInput:
@@ -83,8 +44,10 @@ class BlockedInput:
     """
 
     def __init__(self, mixture: Tensor, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
-                 normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None) -> None:
+                 normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None,
+                 include_mixture: bool = True) -> None:
         self.mixture = mixture
+        self.include_mixture = include_mixture  # False: X is the upstream stems alone (paper Table 6)
         self.upstreams = upstreams
         self.stems_used = stems_used
         self.normalizer = normalizer
@@ -119,7 +82,7 @@ class BlockedInput:
     def _compute(self, index: int) -> Tensor:
         start, stop = index * self.block, min((index + 1) * self.block, self.length)
         lo, hi = max(0, start - self.context), min(self.length, stop + self.context)
-        channels = [self.mixture[:, start:stop]]
+        channels = [self.mixture[:, start:stop]] if self.include_mixture else []
         for i, (upstream, stems) in enumerate(zip(self.upstreams, self.stems_used)):
             cached = self.cached[i]
             if cached is not None:
@@ -167,24 +130,12 @@ class Separator:
         self.block = int(block_seconds * SAMPLE_RATE)
         self.context = int(context_seconds * SAMPLE_RATE)
         if upstreams is None:
-            search = [self.checkpoint_path.parent, weights_dir()]
+            search = upstream_search_path(self.checkpoint_path)
             upstreams = [build_upstream(spec, search, self.device) for spec in self.meta.upstreams]
-        self._check_upstreams(upstreams)
+        check_upstreams(self.meta, upstreams, f"checkpoint '{self.name}'")
         self.upstreams = upstreams
         self.cache = cache
         self.upstream_runs = 0  # upstream calls made (0 when every stem came from the cache)
-
-    def _check_upstreams(self, upstreams: list[Upstream]) -> None:
-        want = [spec.id for spec in self.meta.upstreams]
-        have = [u.name for u in upstreams]
-        if want != have:
-            raise CheckpointError(f"checkpoint '{self.name}' needs upstreams {want}, was given {have}")
-        for spec, upstream in zip(self.meta.upstreams, upstreams):
-            if upstream.sample_rate != SAMPLE_RATE:
-                raise CheckpointError(f"upstream {spec.id} runs at {upstream.sample_rate} Hz; adapters must take {SAMPLE_RATE} Hz")
-            missing = [s for s in spec.stems if s not in upstream.stems]
-            if missing:
-                raise CheckpointError(f"upstream {spec.id} does not produce {missing}")
 
     def stream(self, mixture: Tensor, *, on_progress: ProgressCallback | None = None,
                on_weights: Callable[[list[int], Tensor], None] | None = None,
@@ -199,7 +150,7 @@ class Separator:
         mixture = mixture.float()
         normalizer = Normalizer.of(mixture)
         source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.meta.upstreams], normalizer,
-                              block=self.block, context=self.context, cache=self.cache)
+                              block=self.block, context=self.context, cache=self.cache, include_mixture=self.meta.mixture)
         done = 0
         try:
             for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,

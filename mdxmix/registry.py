@@ -9,20 +9,13 @@ against the pinned hash, and fail offline with a message naming what is missing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import verify_sha256
-from .errors import CheckpointError, OfflineError, first_line
+from .errors import CheckpointError
+from .weightfiles import hub_download, verify_sha256, weights_dir
 
 REGISTRY_FILE = "registry.json"
-
-
-def weights_dir() -> Path:
-    """`$MDXMIX_WEIGHTS` if set, else the `weights/` folder of this source tree."""
-    override = os.environ.get("MDXMIX_WEIGHTS")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "weights"
 
 
 @dataclass(frozen=True)
@@ -105,35 +98,3 @@ def fetch(ref: WeightRef, root: Path) -> Path:
     if ref.sha256:
         verify_sha256(path, ref.sha256)
     return path
-
-
-def hub_download(hub: dict, *, what: str) -> Path:
-    """hf_hub_download with a one-line, actionable failure when offline or missing."""
-    from huggingface_hub import hf_hub_download
-
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
-    try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
-    except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120]
-        rev = f" --revision {revision}" if revision else ""
-        raise OfflineError(
-            f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
-            f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
-            f"`huggingface-cli download {repo_id} {filename}{rev}` and copy ~/.cache/huggingface/hub here"
-        ) from exc
-
-
-def resolve_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:
-    """An upstream's weight file: found in `search` folders (checkpoint's folder, weights/) or on the hub."""
-    for folder in search:
-        path = folder / name
-        if path.exists():
-            if sha256:
-                verify_sha256(path, sha256)
-            return path
-    if hub:
-        return fetch(WeightRef(name=name, sha256=sha256, hub=hub), search[0] if search else weights_dir())
-    places = ", ".join(str(s) for s in search)
-    raise CheckpointError(f"upstream weights '{name}' not found (looked in {places}) and no hub location is given")

@@ -10,11 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from mdxmix.checkpoint import CheckpointMeta, file_sha256, save_checkpoint
+from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
 from mdxmix.upstream.demucs_package import save_demucs_package
+from mdxmix.weightfiles import file_sha256
 
 TINY_SEGMENT = 2**14
 

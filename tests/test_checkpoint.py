@@ -12,12 +12,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mdxmix.checkpoint import CheckpointMeta, check_upstreams, file_sha256, load_checkpoint, read_meta, save_checkpoint
-from mdxmix.errors import CheckpointError
+from mdxmix.checkpoint import CheckpointMeta, check_upstreams, load_checkpoint, read_meta, save_checkpoint
+from mdxmix.errors import CheckpointError, UpstreamError
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig
 from mdxmix.registry import Registry
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
+from mdxmix.weightfiles import file_sha256
 
 SPEC_A = UpstreamSpec(family="demucs", model="htdemucs", stems=STEMS)
 SPEC_B = UpstreamSpec(family="demucs-file", model="vocals_only.safetensors", stems=("vocals",), sha256="ab" * 32)
@@ -55,13 +56,24 @@ def test_conv1x1_round_trip(tmp_path):
     torch.testing.assert_close(loaded.weight, conv.weight)
 
 
+class _Loaded:
+    """A loaded upstream as the compatibility check sees it: its name, rate and stems."""
+
+    def __init__(self, spec: UpstreamSpec, stems=None, sample_rate: int = 44100) -> None:
+        self.name, self.stems, self.sample_rate = spec.id, tuple(stems or spec.stems), sample_rate
+
+
 def test_mismatched_upstream_set_is_refused(tmp_path):
     mixer = _mdx()
     meta = CheckpointMeta(mixer.kind, {}, [SPEC_A, SPEC_B])
-    check_upstreams(meta, [SPEC_A, SPEC_B])
+    check_upstreams(meta, [_Loaded(SPEC_A), _Loaded(SPEC_B, stems=STEMS)])
     for wrong in ([SPEC_A], [SPEC_B, SPEC_A], [SPEC_A, UpstreamSpec("demucs", "mdx", ("vocals",))]):
         with pytest.raises(CheckpointError, match="trained with upstreams"):
-            check_upstreams(meta, wrong)
+            check_upstreams(meta, [_Loaded(s) for s in wrong])
+    with pytest.raises(UpstreamError, match=r"produces \['drums'\], not \['vocals'\]"):
+        check_upstreams(meta, [_Loaded(SPEC_A), _Loaded(SPEC_B, stems=("drums",))])
+    with pytest.raises(UpstreamError, match="runs at 48000 Hz"):
+        check_upstreams(meta, [_Loaded(SPEC_A, sample_rate=48000), _Loaded(SPEC_B)])
 
 
 def test_channel_count_must_match_upstreams(tmp_path):

@@ -9,10 +9,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from mdxmix.checkpoint import file_sha256, read_meta
+from mdxmix.checkpoint import read_meta
 from mdxmix.pipeline import Separator
-from mdxmix.registry import Registry, weights_dir
+from mdxmix.registry import Registry
 from mdxmix.stems import STEMS
+from mdxmix.weightfiles import file_sha256, weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

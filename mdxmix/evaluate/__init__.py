@@ -3,22 +3,25 @@
 The public entry points the rest of mdxmix (and users) call:
 
 * :func:`score_systems` — score ``{name: track -> stems}`` systems against references;
-* :func:`build_baseline_systems` / :func:`select_per_source_best` — the paper's baselines
-  from cached upstream stems;
+* :func:`build_baseline_systems` / :func:`select_per_source_best` — the baselines from
+  cached upstream stems, with the per-source best chosen on a validation split, and
+  :func:`add_oracle_selection` — the paper's per-source best, chosen on the test split;
 * :func:`global_sdr`, :func:`framewise_sdr`, :func:`score_track` — the metrics;
 * :func:`eval_command` — the ``mdxmix eval`` Typer command (imported lazily by the CLI).
 """
 
 from __future__ import annotations
 
-from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError, MusdbSplit
-from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
-from mdxmix.evaluate.metrics import framewise_sdr, global_sdr, score_track
-from mdxmix.evaluate.report import Results, write_outputs
-from mdxmix.evaluate.runner import (
+from ..musdb import MusdbSplit
+from .dataset import EstimatesFolder, EvaluationError
+from .ensembles import RULES, ensemble, per_source_best
+from .metrics import framewise_sdr, global_sdr, score_track
+from .report import Results, write_outputs
+from .runner import (
     EnsembleSystem,
     Memo,
     SelectionSystem,
+    add_oracle_selection,
     build_baseline_systems,
     score_systems,
     select_per_source_best,
@@ -33,6 +36,7 @@ __all__ = [
     "MusdbSplit",
     "Results",
     "SelectionSystem",
+    "add_oracle_selection",
     "build_baseline_systems",
     "ensemble",
     "framewise_sdr",

@@ -1,12 +1,8 @@
-"""Readers for the two folder layouts evaluation consumes.
+"""Estimates in mdxmix's output layout: ``<dir>/<track>/{drums,bass,other,vocals}.wav``.
 
-* references, MUSDB18-HQ layout: ``<root>/<split>/<song>/{mixture,drums,bass,other,vocals}.wav``
-* estimates, mdxmix's output layout: ``<dir>/<track>/{drums,bass,other,vocals}.wav``
-
-Both are small picklable objects, so they can be handed to worker processes and read
-there (sending paths is cheaper than sending audio). Audio comes back as float32
-``(samples, 2)`` at 44.1 kHz; mono files are duplicated to stereo; another sample rate is
-an error (resampling would change what is scored).
+References in the MUSDB18-HQ layout are read by :mod:`mdxmix.musdb`, shared with
+training. Both readers are small picklable objects, so they can be handed to worker
+processes and read there (sending paths is cheaper than sending audio).
 """
 
 from __future__ import annotations
@@ -14,70 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from mdxmix.stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
-
-try:  # the core's base class for errors the CLI prints as one line
-    from mdxmix.errors import UserError as _UserError
-except ImportError:  # pragma: no cover - keeps this subpackage usable on its own
-    _UserError = Exception  # type: ignore[misc,assignment]
+from ..errors import UserError
+from ..musdb import read_wav
+from ..stems import STEMS
 
 
-class EvaluationError(_UserError):
-    """A user-facing problem (missing folder, missing track, bad file): one-line message."""
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """Read one stem as float32 ``(samples, 2)``; checks the sample rate."""
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:  # unreadable or corrupt file
-        raise EvaluationError(f"cannot read {path}: {exc}") from None
-    if rate != SAMPLE_RATE:
-        raise EvaluationError(f"{path} is at {rate} Hz; evaluation needs {SAMPLE_RATE} Hz")
-    if audio.shape[1] == 1:
-        audio = np.repeat(audio, AUDIO_CHANNELS, axis=1)
-    if audio.shape[1] != AUDIO_CHANNELS:
-        raise EvaluationError(f"{path} has {audio.shape[1]} channels; expected {AUDIO_CHANNELS}")
-    return audio
-
-
-class MusdbSplit:
-    """One split of a MUSDB18-HQ-layout folder: track names, references, mixture."""
-
-    def __init__(self, root: str | Path, split: str) -> None:
-        self.root = Path(root)
-        self.split = split
-        self.folder = self.root / split
-        if not self.root.is_dir():
-            raise EvaluationError(f"data folder not found: {self.root}")
-        if not self.folder.is_dir():
-            raise EvaluationError(f"split folder not found: {self.folder}")
-
-    def tracks(self) -> list[str]:
-        """Sorted names of the song folders (hidden folders skipped)."""
-        names = sorted(p.name for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not names:
-            raise EvaluationError(f"no tracks in {self.folder}")
-        return names
-
-    def _path(self, track: str, name: str) -> Path:
-        path = self.folder / track / f"{name}.wav"
-        if not path.is_file():
-            raise EvaluationError(f"missing reference {path}")
-        return path
-
-    def references(self, track: str) -> dict[str, np.ndarray]:
-        """The four reference stems of ``track``."""
-        return {stem: read_wav(self._path(track, stem)) for stem in STEMS}
-
-    def mixture(self, track: str) -> np.ndarray:
-        """The mixture of ``track``."""
-        return read_wav(self._path(track, "mixture"))
-
-    def __call__(self, track: str) -> dict[str, np.ndarray]:
-        return self.references(track)
+class EvaluationError(UserError):
+    """A user-facing problem of an evaluation (missing estimates, nothing to score): one line."""
 
 
 class EstimatesFolder:

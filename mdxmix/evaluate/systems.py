@@ -14,10 +14,14 @@ import numpy as np
 import torch
 
 from ..cache import StemCache, audio_key
-from ..stems import STEMS
+from ..checkpoint import read_meta
+from ..musdb import MusdbSplit
+from ..pipeline import Separator
+from ..registry import Registry
+from ..stems import SAMPLE_RATE, STEMS
 from ..upstream import build_upstream
 from ..upstream.base import UpstreamSpec
-from .dataset import MusdbSplit
+from ..weightfiles import upstream_search_path
 
 
 def _worker_threads() -> None:
@@ -30,20 +34,19 @@ class CheckpointEstimates:
     """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
 
     def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu") -> None:
-        self.checkpoint, self.data, self.split, self.cache_dir, self.device = checkpoint, Path(data), split, cache_dir, device
+        self.checkpoint, self.data, self.split = checkpoint, Path(data), split
+        self.cache_dir, self.device = cache_dir, device
         self._separator = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_separator": None}
 
     def __call__(self, track: str) -> dict[str, np.ndarray]:
-        from ..pipeline import Separator
-
         if self._separator is None:
             _worker_threads()
             self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir))
         mixture = MusdbSplit(self.data, self.split).mixture(track)
-        stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), 44100)
+        stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), SAMPLE_RATE)
         return {stem: stems[stem].numpy().T for stem in STEMS}
 
     def __repr__(self) -> str:
@@ -55,7 +58,8 @@ class UpstreamEstimates:
 
     def __init__(self, spec: UpstreamSpec, search: list[Path], data: Path, split: str, cache_dir: Path | None,
                  device: str = "cpu") -> None:
-        self.spec, self.search, self.data, self.split, self.cache_dir, self.device = spec, search, Path(data), split, cache_dir, device
+        self.spec, self.search, self.data, self.split = spec, search, Path(data), split
+        self.cache_dir, self.device = cache_dir, device
         self._upstream = None
 
     def __getstate__(self) -> dict:
@@ -79,12 +83,9 @@ class UpstreamEstimates:
 
 def upstream_systems(checkpoint: str, data: Path, split: str, cache_dir: Path | None) -> dict[str, UpstreamEstimates]:
     """Every upstream a checkpoint mixes, by a short name, for the baseline rows."""
-    from ..checkpoint import read_meta
-    from ..registry import Registry, weights_dir
-
     _, path = Registry.load().checkpoint_path(checkpoint)
     meta = read_meta(path)
-    search = [Path(path).parent, weights_dir()]
+    search = upstream_search_path(path)
     systems = {}
     for spec in meta.upstreams:
         name = spec.model.removesuffix(".safetensors")

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UpstreamError
-from .base import Upstream, UpstreamSpec, channel_names
+from ..weightfiles import find_weight_file
+from .base import Upstream, UpstreamSpec, channel_names, check_provides
 
 Loader = Callable[[UpstreamSpec, list[Path], torch.device], Upstream]
 
@@ -24,18 +25,16 @@ def _demucs_pretrained(spec: UpstreamSpec, search: list[Path], device: torch.dev
 
 
 def _demucs_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
-    from ..registry import resolve_weight_file
-    from .demucs_adapter import load_local_demucs
+    from .demucs_adapter import load_local_demucs  # demucs loads only for this family
 
-    path = resolve_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
+    path = find_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
     return load_local_demucs(path, spec.id, device)
 
 
 def _spectral_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
-    from ..registry import resolve_weight_file
     from .spectral import load_local_spectral
 
-    path = resolve_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
+    path = find_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
     return load_local_spectral(path, spec.id, device)
 
 
@@ -51,10 +50,8 @@ def build_upstream(spec: UpstreamSpec, search: list[Path], device: torch.device 
     if spec.family not in FAMILIES:
         raise UpstreamError(f"upstream {spec.model}: unknown family '{spec.family}' (known: {', '.join(FAMILIES)})")
     upstream = FAMILIES[spec.family](spec, search, torch.device(device))
-    missing = [s for s in spec.stems if s not in upstream.stems]
-    if missing:
-        raise UpstreamError(f"upstream {spec.id} produces {list(upstream.stems)}, not {missing}")
+    check_provides(spec, upstream)
     return upstream
 
 
-__all__ = ["FAMILIES", "Upstream", "UpstreamSpec", "build_upstream", "channel_names"]
+__all__ = ["FAMILIES", "Upstream", "UpstreamSpec", "build_upstream", "channel_names", "check_provides"]

@@ -8,14 +8,13 @@ the channels they add to X, in the order the checkpoint lists them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
-
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
 from ..errors import UpstreamError
-from ..stems import STEMS
+from ..stems import SAMPLE_RATE, STEMS
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,9 @@ class UpstreamSpec:
         return cls(**data)
 
 
-def channel_names(specs: list[UpstreamSpec]) -> list[str]:
-    """Names of the 2+C input channels of X, in order: the mixture, then every upstream stem."""
-    names = ["mixture.L", "mixture.R"]
+def channel_names(specs: list[UpstreamSpec], mixture: bool = True) -> list[str]:
+    """Names of the input channels of X, in order: the mixture (unless left out), then every upstream stem."""
+    names = ["mixture.L", "mixture.R"] if mixture else []
     for spec in specs:
         for stem in spec.stems:
             names += [f"{spec.id}/{stem}.L", f"{spec.id}/{stem}.R"]
@@ -79,6 +78,15 @@ class Upstream(Protocol):
     def separate(self, mixture: Tensor) -> dict[str, Tensor]:
         """(2, N) float32 mixture at `sample_rate` → {stem: (2, N)} for every stem in `stems`."""
         ...
+
+
+def check_provides(spec: UpstreamSpec, upstream: Upstream) -> None:
+    """Refuse a loaded upstream that cannot feed the channels `spec` names (rate and stems)."""
+    if upstream.sample_rate != SAMPLE_RATE:
+        raise UpstreamError(f"upstream {spec.id} runs at {upstream.sample_rate} Hz; adapters must take {SAMPLE_RATE} Hz")
+    missing = [s for s in spec.stems if s not in upstream.stems]
+    if missing:
+        raise UpstreamError(f"upstream {spec.id} produces {list(upstream.stems)}, not {missing}")
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import file_sha256
 from ..errors import UserError
 from ..stems import STEMS
+from ..weightfiles import file_sha256
 from .base import UpstreamSpec
 
 FILE_FAMILIES = {"demucs-file", "spectral-file"}

@@ -15,7 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
-from mdxmix.checkpoint import file_sha256, read_meta
+from mdxmix.checkpoint import read_meta
+from mdxmix.weightfiles import file_sha256
 
 ENTRIES = {
     "mdxmix-default": ("mdxmixer", "MDX-Mixer (T=2^15, F=2^5, N=2, D_T=64, D_C=128) over three small "
