@@ -181,11 +181,12 @@ def main() -> None:
                         help="comma-separated STAGE:PRESET rows, e.g. mixer:tiny,pipeline:tiny,pipeline:default,command:default")
     args = parser.parse_args()
     durations = [float(d) for d in args.durations.split(",")]
-    plan = [("mixer", preset, d) for preset in ("tiny", "small") for d in durations]
+    # Command rows first: their peak RSS is the largest of this process's children so far.
+    plan = [("command", "default", d) for d in durations]
+    plan += [("mixer", preset, d) for preset in ("tiny", "small") for d in durations]
     plan += [("mixer", "paper", d) for d in durations if d == min(durations) or args.paper_long]
     plan += [("pipeline", "tiny", d) for d in durations]
     plan += [("pipeline", "default", d) for d in durations]
-    plan += [("command", "default", d) for d in durations]
     if args.only:
         wanted = {tuple(item.split(":")) for item in args.only.split(",")}
         plan = [(stage, preset, d) for stage, preset, d in plan if (stage, preset) in wanted]
