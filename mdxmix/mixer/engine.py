@@ -63,28 +63,34 @@ def mix_stream(
     on_progress: Callable[[EngineProgress], None] | None = None,
     on_weights: Callable[[list[int], Tensor], None] | None = None,
     consistency: str = "none",
+    to_host: bool = True,
 ) -> Iterator[Tensor]:
     """Yield consecutive (8, n) output chunks that together cover [0, length).
 
-    `read(a, b)` must return the normalised input X[:, a:b] as (Cin, b - a) float32.
+    `read(a, b)` must return the normalised input X[:, a:b] as (Cin, b - a) float32, on
+    any device. It is called once per batch for the span the batch's segments cover, so
+    a source that already lives on `device` is never copied back and forth; everything
+    after the read stays on `device`, and the only host synchronisation is the copy of
+    each finished chunk (`to_host=False` skips even that and yields device tensors).
     `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W
     and the overlap-add stay in float32. `on_weights` receives the segment starts and
     W of every batch, which `mdxmix inspect` uses. `consistency`: see `consistency.py`.
     """
     segment = int(mixer.segment)
     hop = hop or segment // 4
+    device = torch.device(device)
     starts = segment_starts(length, segment, hop)
     window = overlap_window(segment).to(device)
+    autocast = dtype is not None and dtype != torch.float32
     acc: Tensor | None = None  # weighted sum of outputs, covering [origin, origin + acc.shape[-1])
     wsum: Tensor | None = None
     origin = 0
-    emitted = 0
     for first in range(0, len(starts), batch_size):
         batch_starts = starts[first : first + batch_size]
-        x = torch.stack([_read_padded(read, s, segment, length) for s in batch_starts]).to(device)
-        with torch.no_grad():
-            if dtype is not None and dtype != torch.float32:
-                with torch.autocast(device_type=torch.device(device).type, dtype=dtype):
+        x = _read_batch(read, batch_starts, segment, length, device)
+        with torch.inference_mode():
+            if autocast:
+                with torch.autocast(device_type=device.type, dtype=dtype):
                     weights = mixer.estimate_weights(x).float()
             else:
                 weights = mixer.estimate_weights(x)
@@ -92,35 +98,46 @@ def mix_stream(
         if on_weights is not None:
             on_weights(batch_starts, weights.detach().cpu())
         end = min(batch_starts[-1] + segment, length)
-        if acc is None:
-            acc = torch.zeros(y.shape[1], end - origin, device=device)
-            wsum = torch.zeros(end - origin, device=device)
-        elif end - origin > acc.shape[-1]:
-            grow = end - origin - acc.shape[-1]
-            acc = torch.cat([acc, acc.new_zeros(acc.shape[0], grow)], dim=-1)
-            wsum = torch.cat([wsum, wsum.new_zeros(grow)])
+        acc, wsum = _extend(acc, wsum, y.shape[1], end - origin, device)
         for start, out in zip(batch_starts, y):
             n = min(segment, length - start)
             a = start - origin
-            acc[:, a : a + n] += out[:, :n] * window[:n]
+            acc[:, a : a + n].addcmul_(out[:, :n], window[:n])
             wsum[a : a + n] += window[:n]
         final = starts[first + batch_size] if first + batch_size < len(starts) else length
-        if final > emitted:
+        if final > origin:
             n = final - origin
-            yield (acc[:, :n] / wsum[:n]).cpu()
-            acc, wsum, origin, emitted = acc[:, n:], wsum[n:], final, final
+            chunk = acc[:, :n] / wsum[:n]
+            yield chunk.cpu() if to_host else chunk
+            acc, wsum, origin = acc[:, n:], wsum[n:], final
         if on_progress is not None:
             on_progress(EngineProgress(done=min(first + batch_size, len(starts)), total=len(starts)))
 
 
-def _read_padded(read: ReadInput, start: int, segment: int, length: int) -> Tensor:
-    stop = min(start + segment, length)
-    x = read(start, stop)
-    if x.shape[-1] != stop - start:
-        raise ValueError(f"read({start}, {stop}) returned {x.shape[-1]} samples")
-    if stop - start < segment:
-        x = torch.nn.functional.pad(x, (0, segment - (stop - start)))
-    return x.float()
+def _read_batch(read: ReadInput, starts: list[int], segment: int, length: int, device: torch.device) -> Tensor:
+    """The (B, Cin, T) segments beginning at `starts`, cut from one read of the span they cover."""
+    a, b = starts[0], min(starts[-1] + segment, length)
+    span = read(a, b)
+    if span.shape[-1] != b - a:
+        raise ValueError(f"read({a}, {b}) returned {span.shape[-1]} samples")
+    span = span.to(device=device, dtype=torch.float32)
+    if b - a < starts[-1] - a + segment:  # only a track shorter than one segment: zero-pad it
+        span = torch.nn.functional.pad(span, (0, starts[-1] - a + segment - (b - a)))
+    return torch.stack([span[:, s - a : s - a + segment] for s in starts])
+
+
+def _extend(acc: Tensor | None, wsum: Tensor | None, channels: int, width: int,
+            device: torch.device) -> tuple[Tensor, Tensor]:
+    """The accumulators grown with zeros to `width` samples, the carried part kept."""
+    if acc is None or wsum is None:
+        return torch.zeros(channels, width, device=device), torch.zeros(width, device=device)
+    if width <= acc.shape[-1]:
+        return acc, wsum
+    grown = acc.new_zeros(channels, width)
+    grown[:, : acc.shape[-1]] = acc
+    grown_sum = wsum.new_zeros(width)
+    grown_sum[: wsum.shape[-1]] = wsum
+    return grown, grown_sum
 
 
 def mix_tensor(x: Tensor, mixer: torch.nn.Module, **kwargs) -> Tensor:

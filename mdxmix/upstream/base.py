@@ -76,7 +76,11 @@ class Upstream(Protocol):
     stems: tuple[str, ...]
 
     def separate(self, mixture: Tensor) -> dict[str, Tensor]:
-        """(2, N) float32 mixture at `sample_rate` → {stem: (2, N)} for every stem in `stems`."""
+        """(2, N) float32 mixture at `sample_rate` → {stem: (2, N)} for every stem in `stems`.
+
+        The pipeline passes the mixture on its device (a GPU one when it runs there); stems
+        are best returned on that device too, so they need not cross to the host and back.
+        """
         ...
 
 

@@ -15,30 +15,76 @@ from .demucs_package import ALLOWED_CLASSES, load_demucs_package
 class DemucsUpstream:
     """Runs a Demucs model (or bag) the way `demucs.separate` does, on `device`."""
 
-    def __init__(self, model: torch.nn.Module, name: str, device: torch.device | str = "cpu", *, overlap: float = 0.25) -> None:
+    def __init__(self, model: torch.nn.Module, name: str, device: torch.device | str = "cpu", *, overlap: float = 0.25,
+                 chunk_batch: int | None = None) -> None:
         self.model = model.to(device).eval()
         self.name = name
         self.device = torch.device(device)
         self.overlap = overlap
+        # Chunks run through the network at once. On a GPU one small chunk per call leaves it
+        # idle between kernel launches; on a CPU batching gains nothing, so demucs' own loop runs.
+        self.chunk_batch = chunk_batch if chunk_batch is not None else (16 if self.device.type == "cuda" else 1)
         self.sample_rate = int(model.samplerate)
         self.stems = tuple(model.sources)
         if int(model.audio_channels) != 2:
             raise UpstreamError(f"{name}: expects {model.audio_channels} channels; mdxmix feeds stereo")
 
     def separate(self, mixture: Tensor) -> dict[str, Tensor]:
-        from demucs.apply import apply_model
+        """Stems on the mixture's device (a GPU mixture is never copied to the host here)."""
+        from demucs.apply import BagOfModels, apply_model
 
         # demucs.separate normalises by the mono mixture's statistics and undoes it after.
         ref = mixture.mean(0)
         mean, std = ref.mean(), ref.std()
-        std = std if float(std) > 1e-8 else torch.ones_like(std)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        normalised = ((mixture - mean) / std)[None]
         with torch.no_grad():
-            out = apply_model(
-                self.model, ((mixture - mean) / std)[None], shifts=0, split=True, overlap=self.overlap,
-                progress=False, device=self.device,
-            )[0]
-        out = (out * std + mean).float().cpu()
+            if self.chunk_batch > 1 and not isinstance(self.model, BagOfModels):
+                out = split_batched(self.model, normalised.to(self.device), self.overlap, self.chunk_batch)[0]
+            else:
+                out = apply_model(self.model, normalised, shifts=0, split=True, overlap=self.overlap,
+                                  progress=False, device=self.device)[0]
+        out = (out.to(mixture.device) * std + mean).float()
         return {stem: out[i] for i, stem in enumerate(self.stems)}
+
+
+def split_batched(model: torch.nn.Module, mix: Tensor, overlap: float, batch: int) -> Tensor:
+    """`demucs.apply.apply_model(model, mix, shifts=0, split=True)` for one model, `batch` chunks per call.
+
+    The same chunks (segment length, stride, context taken from the neighbouring audio by
+    `TensorChunk.padded`), the same transition weights and the same overlap-add as
+    demucs' loop; only the network sees several equally long chunks at a time. Chunks
+    shorter than a segment (the end of the audio) go through alone, as in demucs.
+    """
+    from demucs.apply import TensorChunk
+    from demucs.utils import center_trim
+
+    if mix.shape[0] != 1:
+        raise ValueError("split_batched takes one (1, channels, samples) mixture")
+    _, channels, length = mix.shape
+    segment_length = int(model.samplerate * model.segment)
+    stride = int((1 - overlap) * segment_length)
+    weight = torch.cat([torch.arange(1, segment_length // 2 + 1, device=mix.device),
+                        torch.arange(segment_length - segment_length // 2, 0, -1, device=mix.device)])
+    weight = weight / weight.max()
+    out = torch.zeros(mix.shape[0], len(model.sources), channels, length, device=mix.device)
+    sum_weight = torch.zeros(length, device=mix.device)
+
+    def valid_length(n: int) -> int:  # as apply_model's unsplit call computes it
+        return model.valid_length(n) if hasattr(model, "valid_length") else n
+
+    offsets = list(range(0, length, stride))
+    full = [o for o in offsets if length - o >= segment_length]
+    groups = [full[i : i + batch] for i in range(0, len(full), batch)] + [[o] for o in offsets if length - o < segment_length]
+    for group in groups:
+        n = min(segment_length, length - group[0])
+        target = valid_length(n)
+        inputs = torch.cat([TensorChunk(mix, o, segment_length).padded(target) for o in group])
+        outputs = center_trim(model(inputs), n)[:, None]
+        for offset, chunk_out in zip(group, outputs):
+            out[..., offset : offset + n] += weight[:n] * chunk_out
+            sum_weight[offset : offset + n] += weight[:n]
+    return out / sum_weight
 
 
 def load_pretrained_demucs(name: str, device: torch.device | str = "cpu") -> DemucsUpstream:

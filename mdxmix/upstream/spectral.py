@@ -203,7 +203,7 @@ class SpectralUpstream:
     """
 
     def __init__(self, model: SpectralMaskNet, name: str, device: torch.device | str = "cpu", *,
-                 chunk_seconds: float = 30.0) -> None:
+                 chunk_seconds: float | None = None) -> None:
         self.model = model.to(device).eval()
         self.name = name
         self.device = torch.device(device)
@@ -211,6 +211,8 @@ class SpectralUpstream:
         self.sample_rate = cfg.sample_rate
         self.stems = cfg.stems
         hop = cfg.hop
+        if chunk_seconds is None:  # a GPU takes a whole pipeline block (60 s + context) in one call
+            chunk_seconds = 120.0 if self.device.type == "cuda" else 30.0
         self.chunk = max(hop, int(chunk_seconds * cfg.sample_rate) // hop * hop)
         # frames of context each side, plus the STFT window half, rounded up to whole hops
         self.context = (cfg.receptive_frames + cfg.n_fft // hop + 1) * hop
@@ -219,14 +221,14 @@ class SpectralUpstream:
         if mixture.dim() != 2 or mixture.shape[0] != 2:
             raise UpstreamError(f"{self.name}: expects a (2, N) mixture, got {tuple(mixture.shape)}")
         n = mixture.shape[-1]
-        out = torch.zeros(len(self.stems), 2, n)
+        out = torch.zeros(len(self.stems), 2, n, device=mixture.device)  # stems stay where the mixture is
         with torch.no_grad():
             for start in range(0, n, self.chunk):
                 stop = min(n, start + self.chunk)
                 a, b = max(0, start - self.context), min(n, stop + self.context)
                 piece = mixture[:, a:b].float().to(self.device)[None]
-                est = self.model(piece)[0].cpu()
-                out[:, :, start:stop] = est[:, :, start - a : start - a + (stop - start)]
+                est = self.model(piece)[0]
+                out[:, :, start:stop] = est[:, :, start - a : start - a + (stop - start)].to(out.device)
         return {stem: out[i] for i, stem in enumerate(self.stems)}
 
 
