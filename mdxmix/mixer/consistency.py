@@ -84,7 +84,7 @@ def _spectral_share(per_stem: Tensor, residual: Tensor) -> Tensor:
     """The residual split bin by bin by each stem's power; returns (B, S, 2, T) to add to the stems."""
     batch, n_stems, n_audio, length = per_stem.shape
     n_fft = min(SPECTRAL_FFT, _largest_power_of_two(length))
-    hop = max(1, n_fft // 4)
+    hop = max(1, n_fft * SPECTRAL_HOP // SPECTRAL_FFT)
     window = torch.hann_window(n_fft, device=per_stem.device, dtype=torch.float32)
 
     def stft(x: Tensor) -> Tensor:
