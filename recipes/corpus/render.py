@@ -5,6 +5,8 @@
         --hours-train 3 --hours-valid 0.5 --hours-test 0.5 --seed 0 --jobs 2
     python recipes/corpus/render.py --root /tmp/c --songs 2 --duration 10 --split train
     python recipes/corpus/render.py --demo /work/data/demo.wav --duration 25 --seed 7
+    python recipes/corpus/render.py --version 2 --root /work/data/corpus_v2 \
+        --hours-train 10 --hours-valid 1 --hours-test 1 --seed 0 --jobs 2   # resumable
 
 Writes ``<root>/{train,valid,test}/<song>/{mixture,drums,bass,other,vocals}.wav``
 (44.1 kHz, stereo, float32) and ``<root>/corpus.json``. Why this driver exists: it is
@@ -12,7 +14,9 @@ the only place that knows about splits, seeds, processes and files; the music, s
 and mix modules are pure functions of a song seed. Each song is rendered in its own
 fresh worker process (espeak-ng keeps state between calls), with the soundfonts loaded
 once in the parent and shared by fork, so a song's bytes depend only on (seed, split,
-index) and not on ``--jobs`` or scheduling.
+index) and not on ``--jobs`` or scheduling. That is version 1, the default, kept
+byte-identical for the frozen v1 splits; ``--version 2`` hands over to ``v2render``
+(produced-record songs, long-lived workers, resumable; see README.md).
 """
 
 from __future__ import annotations

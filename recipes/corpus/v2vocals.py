@@ -23,7 +23,6 @@ import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
