@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyloudnorm
+from scipy.ndimage import minimum_filter1d
 from pedalboard import (Chorus, Compressor, Delay, Distortion, HighpassFilter,
                         HighShelfFilter, Limiter, LowpassFilter, LowShelfFilter, Pedalboard,
                         PeakFilter, Phaser, Reverb)
@@ -195,13 +196,18 @@ def sidechain(n: int, kick_times: list[float], depth_db: float, release: float) 
     return (10 ** (-depth_db * env / 20)).astype(np.float32)
 
 
-def _gain_envelope(x: np.ndarray, y: np.ndarray, hop: int = 64) -> np.ndarray:
-    """The per-sample gain the bus applied to turn x into y (<= 1, never above a sample's).
+def _gain_envelope(x: np.ndarray, y: np.ndarray, hop: int = 64, radius: int = 8) -> np.ndarray:
+    """The gain the bus applied to turn x into y, as a smooth envelope (<= that gain).
 
     pedalboard's compressor and limiter multiply each sample by a gain, so |y|/|x| is that
-    gain wherever x is not near zero. Per 64-sample frame the smallest gain of both
-    channels is kept, widened to the neighbouring frames and interpolated, so every
-    sample gets at most the reduction the limiter gave it: peaks stay under the ceiling.
+    gain wherever x is not near zero; per 64-sample frame the smallest gain of both
+    channels is kept. A limiter without look-ahead moves its gain within a waveform cycle
+    (that is its distortion of the mix); copied onto every stem, that jitter would put
+    -46 dB of intermodulation into each stem below 150 Hz (measured). So the frame gains
+    are min-filtered over +-``radius`` frames and then averaged over +-(radius - 1): every
+    value averaged for frame f or its neighbours covers frame f, so every sample still
+    gets at least the reduction the limiter gave it (peaks stay under the ceiling), and
+    the envelope only moves at a few tens of Hz.
     """
     n = len(x)
     m = -(-n // hop)
@@ -216,9 +222,13 @@ def _gain_envelope(x: np.ndarray, y: np.ndarray, hop: int = 64) -> np.ndarray:
     idx = np.arange(m)
     r = np.interp(idx, idx[has], r[has])  # quiet frames: the gain around them
     r = np.minimum(r, 1.0)
-    r3 = np.minimum(np.minimum(r, np.r_[r[1:], r[-1]]), np.r_[r[0], r[:-1]])
+    r = minimum_filter1d(r, 2 * radius + 1, mode="nearest")
+    ra = radius - 1
+    w = 2 * ra + 1
+    c = np.cumsum(np.pad(r, (ra + 1, ra), mode="edge"))
+    r = (c[w:] - c[:-w]) / w  # moving average inside the min-filter's window
     t = (idx + 0.5) * hop
-    return np.interp(np.arange(n), t, r3).astype(np.float32)
+    return np.interp(np.arange(n), t, r).astype(np.float32)
 
 
 def master(stems: dict[str, np.ndarray], style: str, rng: np.random.Generator
