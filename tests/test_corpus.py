@@ -27,7 +27,7 @@ DURATION = 10.0
 def _render(root: Path, seed: int, split: str = "train") -> None:
     cmd = [sys.executable, str(RENDER), "--root", str(root), "--songs", "2",
            "--duration", str(DURATION), "--split", split, "--seed", str(seed), "--jobs", "2"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -152,7 +152,7 @@ def _render_v2(root: Path, seed: int, split: str, jobs: int, songs: int = 2) -> 
     cmd = [sys.executable, str(RENDER), "--version", "2", "--root", str(root), "--songs",
            str(songs), "--duration", str(V2_DURATION), "--split", split, "--seed", str(seed),
            "--jobs", str(jobs)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout
 
