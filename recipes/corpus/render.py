@@ -5,6 +5,8 @@
         --hours-train 3 --hours-valid 0.5 --hours-test 0.5 --seed 0 --jobs 2
     python recipes/corpus/render.py --root /tmp/c --songs 2 --duration 10 --split train
     python recipes/corpus/render.py --demo /work/data/demo.wav --duration 25 --seed 7
+    python recipes/corpus/render.py --version 2 --root /work/data/corpus_v2 \
+        --hours-train 10 --hours-valid 1 --hours-test 1 --seed 0 --jobs 2   # resumable
 
 Writes ``<root>/{train,valid,test}/<song>/{mixture,drums,bass,other,vocals}.wav``
 (44.1 kHz, stereo, float32) and ``<root>/corpus.json``. Why this driver exists: it is
@@ -12,7 +14,9 @@ the only place that knows about splits, seeds, processes and files; the music, s
 and mix modules are pure functions of a song seed. Each song is rendered in its own
 fresh worker process (espeak-ng keeps state between calls), with the soundfonts loaded
 once in the parent and shared by fork, so a song's bytes depend only on (seed, split,
-index) and not on ``--jobs`` or scheduling.
+index) and not on ``--jobs`` or scheduling. That is version 1, the default, kept
+byte-identical for the frozen v1 splits; ``--version 2`` hands over to ``v2render``
+(produced-record songs, long-lived workers, resumable; see README.md).
 """
 
 from __future__ import annotations
@@ -281,10 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float,
                     help="force every song to this length in seconds (short test songs)")
     ap.add_argument("--demo", help="render one song of --split to this mixture path; its "
-                                   "stems go to <dir>/<name>_stems/")
+                                   "stems go to <dir>/<name>_stems/ (version 1 only)")
+    ap.add_argument("--version", type=int, choices=(1, 2), default=1,
+                    help="1: the frozen v1 corpus (default, byte-identical to earlier "
+                         "renders); 2: produced-record corpus v2 (styles, pedalboard "
+                         "production, WORLD singers; resumable)")
     args = ap.parse_args(argv)
     sources.check_available()
     sources.check_disjoint()
+    if args.version == 2:
+        if args.demo:
+            ap.error("--demo renders version 1 songs only")
+        if not args.root:
+            ap.error("--root is required")
+        return main_v2(args)
     t0 = time.time()
     if args.demo:
         ss = song_seed(args.seed, args.split, 0)
@@ -328,6 +342,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done: {hours} h in {wall:.0f} s wall = {audio / wall:.1f}x real time "
           f"({args.jobs} jobs)")
     return 0
+
+
+def main_v2(args: argparse.Namespace) -> int:
+    """Corpus v2 (``v2render``): resumable, long-lived workers, same layout as v1."""
+    import v2render  # noqa: PLC0415 (v2's music21/pedalboard/pyworld stay out of v1 runs)
+
+    v2render.check_pools()
+    t0 = time.time()
+    targets = ({args.split: None} if args.songs is not None else
+               {"train": args.hours_train, "valid": args.hours_valid, "test": args.hours_test})
+    jobs = v2render.plan(args.root, args.seed, targets, args.songs, args.duration)
+    new, failed = v2render.run_jobs(jobs, args.jobs)
+    wall = time.time() - t0
+    audio = sum(r["duration_s"] for r in new)
+    render = {"wall_s": round(wall, 1), "audio_s": round(audio, 1), "jobs": args.jobs,
+              "realtime_factor": round(audio / wall, 2) if audio else None,
+              "songs_rendered_now": len(new), "songs_failed": len(failed)}
+    m = v2render.write_manifest(args.root, jobs, args.seed, " ".join(sys.argv), render)
+    print(f"done: {m['hours']} h in the corpus; this run {audio / 3600:.2f} h in {wall:.0f} s "
+          f"wall = {audio / max(wall, 1e-9):.1f}x real time ({args.jobs} jobs), "
+          f"{len(failed)} failed")
+    if failed and len(jobs) <= 8:  # small runs (tests) must not hide a failure
+        print(f"error: {failed[0]['error']}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
