@@ -41,7 +41,7 @@ LAZY_COMMANDS = {
     "train": ("mdxmix.train.command", "train_command", "EPILOG",
               "Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."),
     "eval": ("mdxmix.evaluate.command", "eval_command", "EPILOG",
-             "Score folders of separated stems against MUSDB18-HQ-layout references."),
+             "Score separated stems (SDR tables, per-track files, box plots)."),
     "models": ("mdxmix.models_command", "models_app", None,
                "List registered checkpoints (bundled and your own), add or remove your own, export one for the hub."),
 }

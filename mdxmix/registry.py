@@ -16,7 +16,7 @@ from .checkpoint import read_meta
 from .errors import CheckpointError
 from .upstream.parse import FILE_FAMILIES
 from .user_registry import user_registry_dir
-from .weightfiles import download_command, hub_download, verify_sha256, weights_dir
+from .weightfiles import download_command, hub_download, hub_fields, verify_sha256, weights_dir
 
 REGISTRY_FILE = "registry.json"
 
@@ -90,6 +90,8 @@ class Registry:
             known = ", ".join(sorted({*self.checkpoints, *(user.checkpoints if user else {})})) or "none registered"
             raise CheckpointError(f"unknown checkpoint '{name}' (known: {known}; or give a path to a .safetensors file)")
         ref = owner.checkpoints[name]
+        if ref.hub is not None:  # a malformed entry is named before anything uses it
+            hub_fields(ref.hub, f"registry entry '{name}'")
         path = fetch(ref, owner.root, command=download_command(ref.hub, folder=True) if ref.hub else None)
         if ref.hub:
             fetch_upstream_files(ref, path)

@@ -241,8 +241,7 @@ def test_v2_rerun_resumes(runs_v2: dict[str, Path]) -> None:
 
 def test_v2_bus_envelope_never_reduces_less_than_the_limiter() -> None:
     """The smoothed bus gain is at most the true per-sample gain (peaks stay limited)."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
+    from hypothesis import given, settings, strategies as st
 
     sys.path.insert(0, str(RENDER.parent))
     from v2fx import _gain_envelope

@@ -323,11 +323,12 @@ def test_14_two_stems_of_loud_16_bit_material_add_back_within_half_a_quantisatio
     loud = np.stack([np.sin(2 * np.pi * 100 * t), np.sin(2 * np.pi * 150 * t)], 1) * 0.999
     sf.write(tmp_path / "loud.wav", loud, 44100, subtype="PCM_16")
     original = sf.read(tmp_path / "loud.wav")[0]
-    free = run("loud.wav", "-o", "free", "-c", ckpt, "--no-cache", "--two-stems", "vocals", "--float32", cwd=tmp_path)
+    raw = ("--consistency", "none")  # the raw mixer output of this tiny model overshoots in both stems
+    free = run("loud.wav", "-o", "free", "-c", ckpt, "--no-cache", "--two-stems", "vocals", "--float32", *raw, cwd=tmp_path)
     assert free.returncode == 0, free.stderr
     peaks = [np.abs(sf.read(tmp_path / "free" / "tiny_mdx" / "loud" / f"{n}.wav")[0]).max() for n in ("vocals", "no_vocals")]
     assert min(peaks) > 1.0 and abs(peaks[0] - peaks[1]) > 0.5  # both clip in 16-bit, by different amounts
-    done = run("loud.wav", "-o", "out", "-c", ckpt, "--no-cache", "--two-stems", "vocals", cwd=tmp_path)
+    done = run("loud.wav", "-o", "out", "-c", ckpt, "--no-cache", "--two-stems", "vocals", *raw, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "out" / "tiny_mdx" / "loud"
     assert sf.info(folder / "vocals.wav").subtype == "PCM_16"

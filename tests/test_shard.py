@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mdxmix.errors import UsageError
 from mdxmix.shard import Shard, select, shard_of, song_key
@@ -22,7 +22,7 @@ NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blackli
 PATHS = st.lists(st.lists(NAME, min_size=1, max_size=3).map("/".join), min_size=200, max_size=400, unique=True)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
 @given(keys=PATHS, seed=st.integers(0, 2**32 - 1))
 def test_partition_covers_everything_once_and_ignores_listing_order(keys, seed):
     shuffled = keys[:]

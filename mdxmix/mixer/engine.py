@@ -72,9 +72,9 @@ def mix_stream(
     a source that already lives on `device` is never copied back and forth; everything
     after the read stays on `device`, and the only host synchronisation is the copy of
     each finished chunk (`to_host=False` skips even that and yields device tensors).
-    `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W
-    and the overlap-add stay in float32. `on_weights` receives the segment starts and
-    W of every batch, which `mdxmix inspect` uses. `consistency`: see `consistency.py`.
+    `dtype` (e.g. torch.bfloat16 on GPU) only affects the weight estimation; Y = X·W and the
+    overlap-add stay in float32. `on_weights` gets the segment starts and W of every batch
+    (`mdxmix inspect`). `consistency`: see `consistency.py`.
     """
     segment = int(mixer.segment)
     hop = hop or segment // 4
@@ -88,13 +88,7 @@ def mix_stream(
     for first in range(0, len(starts), batch_size):
         batch_starts = starts[first : first + batch_size]
         x = _read_batch(read, batch_starts, segment, length, device)
-        with torch.inference_mode():
-            if autocast:
-                with torch.autocast(device_type=device.type, dtype=dtype):
-                    weights = mixer.estimate_weights(x).float()
-            else:
-                weights = mixer.estimate_weights(x)
-            y = make_consistent(apply_weights(x, weights), x[:, :2], consistency)
+        weights, y = _mix_batch(mixer, x, dtype if autocast else None, consistency)
         if on_weights is not None:
             on_weights(batch_starts, weights.detach().cpu())
         end = min(batch_starts[-1] + segment, length)
@@ -112,6 +106,18 @@ def mix_stream(
             acc, wsum, origin = acc[:, n:], wsum[n:], final
         if on_progress is not None:
             on_progress(EngineProgress(done=min(first + batch_size, len(starts)), total=len(starts)))
+
+
+def _mix_batch(mixer: torch.nn.Module, x: Tensor, dtype: torch.dtype | None,
+               consistency: str) -> tuple[Tensor, Tensor]:
+    """W_k of a batch (estimated under autocast to `dtype` if given) and Y_k = X_k W_k in float32."""
+    with torch.inference_mode():
+        if dtype is not None:
+            with torch.autocast(device_type=x.device.type, dtype=dtype):
+                weights = mixer.estimate_weights(x).float()
+        else:
+            weights = mixer.estimate_weights(x)
+        return weights, make_consistent(apply_weights(x, weights), x[:, :2], consistency)
 
 
 def _read_batch(read: ReadInput, starts: list[int], segment: int, length: int, device: torch.device) -> Tensor:

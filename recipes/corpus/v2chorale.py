@@ -20,7 +20,6 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
-
 from fluid import Note
 from music import Hit, Part, Song, SongBuilder, Syllable, _pattern_steps, _voice
 from v2music import PROGRAMS, V2_GROOVES

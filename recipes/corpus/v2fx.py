@@ -20,12 +20,23 @@ from __future__ import annotations
 
 import numpy as np
 import pyloudnorm
-from scipy.ndimage import minimum_filter1d
-from pedalboard import (Chorus, Compressor, Delay, Distortion, HighpassFilter,
-                        HighShelfFilter, Limiter, LowpassFilter, LowShelfFilter, Pedalboard,
-                        PeakFilter, Phaser, Reverb)
-
 from fluid import SR
+from pedalboard import (
+    Chorus,
+    Compressor,
+    Delay,
+    Distortion,
+    HighpassFilter,
+    HighShelfFilter,
+    Limiter,
+    LowpassFilter,
+    LowShelfFilter,
+    PeakFilter,
+    Pedalboard,
+    Phaser,
+    Reverb,
+)
+from scipy.ndimage import minimum_filter1d
 
 # integrated loudness ranges (LUFS) of the masters, by style family
 LOUDNESS = {"loud": (-12.0, -7.0), "dynamic": (-18.0, -11.0)}

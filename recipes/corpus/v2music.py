@@ -17,10 +17,8 @@ stage (``v2fx``) which chain to use (amp distortion for ``gtr_*``, side-chain fo
 from __future__ import annotations
 
 import numpy as np
-
 from fluid import Note
-from music import (GROOVES, PROGRESSIONS, SCALES, Hit, Part, Song, SongBuilder,
-                   _chord, _pattern_steps, _voice)
+from music import GROOVES, PROGRESSIONS, SCALES, Hit, Part, Song, SongBuilder, _chord, _pattern_steps, _voice
 
 # style -> tempo range, swing, bass patterns, structures key, minor probability
 V2_STYLES: dict[str, dict] = {

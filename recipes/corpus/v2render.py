@@ -24,7 +24,6 @@ import sys
 import time
 
 import numpy as np
-
 import sources
 from drums import render_hydrogen, render_sf_kit
 from fluid import SR, synth_for

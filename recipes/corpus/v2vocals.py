@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, resample_poly
-
 from fluid import SR
 from music import Syllable
+from scipy.signal import lfilter, resample_poly
 
 with warnings.catch_warnings():  # pyworld 0.3.5 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
