@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,11 @@ class RoformerConfig:
     num_overlap: int = 2
     sample_rate: int = SAMPLE_RATE
     normalize: bool = False
+
+    def __post_init__(self) -> None:
+        # One spelling for sequences (YAML tuples, JSON lists), so configs compare equal after a round trip.
+        object.__setattr__(self, "model", {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()})
+        object.__setattr__(self, "instruments", tuple(self.instruments))
 
     @classmethod
     def from_msst(cls, data: dict, model_type: str | None = None) -> "RoformerConfig":
@@ -135,8 +141,10 @@ def build_roformer(config: RoformerConfig) -> nn.Module:
     klass = BSRoformer if config.model_type == "bs_roformer" else MelBandRoformer
     if klass is MelBandRoformer:
         kwargs["match_input_audio_length"] = True
-    # bs-roformer prints which attention kernel it picked to stdout; mdxmix may be writing audio there.
-    with contextlib.redirect_stdout(sys.stderr):
+    # bs-roformer prints which attention kernel it picked to stdout (mdxmix may be writing audio there) and
+    # probes the STFT size without a window (a torch warning about nothing the user can change).
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="A window was not provided")
         try:
             model = klass(**kwargs)
         except (TypeError, ValueError, AssertionError) as exc:
@@ -259,7 +267,8 @@ class RoformerUpstream:
         self.stems = config.stems
 
     def _run(self, batch: Tensor) -> Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*sdp_kernel\(\)` is deprecated", category=FutureWarning)
             out = self.model(batch.to(self.device)).float().cpu()
         return out if out.dim() == 4 else out[:, None]  # (B, instruments, 2, chunk)
 
