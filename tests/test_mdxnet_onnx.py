@@ -188,3 +188,18 @@ def test_onnx_provider_falls_back_to_cpu(tmp_path):
     up = load_mdxnet_onnx([(path, None)], "id", device="cuda")  # no CUDA build here: the CPU provider runs it
     assert "CPUExecutionProvider" in up.networks[0].session.get_providers()
     assert np.isfinite(up.separate(noise(4000))["vocals"].numpy()).all()
+
+
+def test_a_file_with_a_catalogued_sha256_gets_the_catalog_framing(tmp_path, monkeypatch):
+    """A downloaded copy of a known network, under any name and with no sidecar, runs with the catalog's numbers."""
+    from mdxmix.checkpoint import file_sha256
+    from mdxmix.upstream import catalog
+
+    path = scale_onnx(tmp_path / "renamed.onnx", 257, 32, gain=0.5)
+    entry = catalog.KnownModel("fake_net", "mdxnet-onnx", ("bass",),
+                               (catalog.KnownFile("fake_bass.onnx", file_sha256(path)),),
+                               {"networks": {"fake_bass.onnx": {**SMALL, "target": "bass", "compensate": 2.0}}})
+    monkeypatch.setitem(catalog.KNOWN_MODELS, "fake_net", entry)
+    spec, folder = parse_upstream(f"mdxnet-onnx:{path}:bass")
+    x = noise(6000)
+    assert torch.allclose(build_upstream(spec, [folder]).separate(x)["bass"], x, atol=1e-4)  # 0.5 x 2.0

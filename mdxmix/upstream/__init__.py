@@ -40,16 +40,29 @@ def _spectral_file(spec: UpstreamSpec, search: list[Path], device: torch.device)
     return load_local_spectral(path, spec.id, device)
 
 
+def _known(spec: UpstreamSpec):
+    """The catalog entry a spec names: by name, or (for a file) by the file's pinned sha256."""
+    from .catalog import known_file_by_sha256, known_model
+
+    if spec.sha256 is None:
+        return known_model(spec.family, spec.model)
+    hit = known_file_by_sha256(spec.sha256)
+    return hit[0] if hit is not None and hit[0].family == spec.family else None
+
+
 def _family_files(spec: UpstreamSpec, search: list[Path]) -> list[tuple[Path, dict | None]]:
     """The local file(s) of a mdxnet-onnx/resunet/roformer spec: a catalogued name or a file name, with settings."""
     from ..registry import resolve_weight_file, weights_dir
-    from .catalog import known_model
 
     folders = list(search) + ([weights_dir()] if weights_dir() not in search else [])
-    known = known_model(spec.family, spec.model) if spec.sha256 is None else None
+    known = _known(spec)
+    networks = known.settings.get("networks", {}) if known else {}
+    if spec.sha256 is not None:  # a file; a renamed copy of a catalogued file still gets its settings
+        path = resolve_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=folders)
+        names = [f.filename for f in known.files if f.sha256 == spec.sha256] if known else []
+        return [(path, networks.get(names[0]) if names else None)]
     if known is None:
-        return [(resolve_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=folders), None)]
-    networks = known.settings.get("networks", {})
+        raise UpstreamError(f"upstream {spec.id}: not a file and not a model this version of mdxmix knows")
     paths = []
     for f in known.files:
         local = next((d / f.filename for d in folders if (d / f.filename).is_file()), None)
@@ -78,11 +91,10 @@ def _resunet(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Up
 
 
 def _roformer(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
-    from .catalog import known_model
     from .roformer import RoformerUpstream, load_roformer, roformer_from_catalog
 
     [(path, _)] = _family_files(spec, search)
-    known = known_model(spec.family, spec.model) if spec.sha256 is None else None
+    known = _known(spec)
     model, config = load_roformer(path, roformer_from_catalog(known.settings) if known else None)
     return RoformerUpstream(model, config, spec.id, device)
 
