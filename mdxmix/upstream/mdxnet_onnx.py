@@ -113,6 +113,21 @@ class MDXNetParams:
         return cls(**data)
 
 
+def embed_params(source: str | Path, target: str | Path, params: MDXNetParams) -> Path:
+    """Copy an ONNX file with its framing written into its metadata, so the one file describes itself
+    (a checkpoint pins and copies one file per upstream; a sidecar JSON would be left behind)."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise UpstreamError("writing ONNX metadata needs the onnx package: pip install onnx") from exc
+    model = onnx.load(str(source))
+    props = {p.key: p.value for p in model.metadata_props}
+    props[METADATA_KEY] = params.to_json()
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(target))
+    return Path(target)
+
+
 def onnx_session(path: Path, device: torch.device | str = "cpu"):
     """An onnxruntime session on CUDA when asked for and available, else on the CPU."""
     try:
@@ -272,4 +287,4 @@ def load_mdxnet_onnx(files: list[tuple[Path, dict | None]], name: str, device: t
     return MDXNetOnnxUpstream(networks, name)
 
 
-__all__ = ["METADATA_KEY", "MDXNetNetwork", "MDXNetOnnxUpstream", "MDXNetParams", "load_mdxnet_onnx", "onnx_session", "read_params"]
+__all__ = ["METADATA_KEY", "embed_params", "MDXNetNetwork", "MDXNetOnnxUpstream", "MDXNetParams", "load_mdxnet_onnx", "onnx_session", "read_params"]

@@ -76,6 +76,7 @@ class RoformerConfig:
     num_overlap: int = 2
     sample_rate: int = SAMPLE_RATE
     normalize: bool = False
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         # One spelling for sequences (YAML tuples, JSON lists), so configs compare equal after a round trip.
@@ -100,7 +101,7 @@ class RoformerConfig:
             model_type=kind, model=model, instruments=tuple(str(i) for i in instruments),
             chunk_size=int(inference.get("chunk_size", audio.get("chunk_size", 352800))),
             num_overlap=int(inference.get("num_overlap", 2)), sample_rate=int(audio.get("sample_rate", SAMPLE_RATE)),
-            normalize=bool(inference.get("normalize", False)),
+            normalize=bool(inference.get("normalize", False)), batch_size=max(1, int(inference.get("batch_size", 1))),
         )
 
     @property
@@ -115,7 +116,7 @@ class RoformerConfig:
         return json.dumps({
             "model_type": self.model_type, "model": self.model, "instruments": list(self.instruments),
             "chunk_size": self.chunk_size, "num_overlap": self.num_overlap, "sample_rate": self.sample_rate,
-            "normalize": self.normalize,
+            "normalize": self.normalize, "batch_size": self.batch_size,
         }, sort_keys=True)
 
     @classmethod
@@ -254,7 +255,7 @@ class RoformerUpstream:
     """A RoFormer run over a whole song the way MSST's `demix` does (see the module doc)."""
 
     def __init__(self, model: nn.Module, config: RoformerConfig, name: str, device: torch.device | str = "cpu", *,
-                 batch_size: int = 1) -> None:
+                 batch_size: int | None = None) -> None:
         if config.sample_rate != SAMPLE_RATE:
             raise UpstreamError(f"{name}: runs at {config.sample_rate} Hz; mdxmix feeds {SAMPLE_RATE} Hz")
         if not config.model.get("stereo", False):
@@ -262,7 +263,8 @@ class RoformerUpstream:
         if not config.stems:
             raise UpstreamError(f"{name}: separates {list(config.instruments)}, none of which is a MUSDB stem")
         self.model = model.to(device).eval()
-        self.config, self.name, self.device, self.batch_size = config, name, torch.device(device), batch_size
+        self.config, self.name, self.device = config, name, torch.device(device)
+        self.batch_size = batch_size or config.batch_size  # MSST's inference.batch_size
         self.sample_rate = SAMPLE_RATE
         self.stems = config.stems
 
