@@ -51,7 +51,8 @@ _STEMWERK = "sha256 published in flarkflarkflark/STEMwerk-Android ModelManager.k
 # MDX-Net framing of the kuielab leaderboard-A networks: n_fft = dim_f * scale with the
 # per-target scales of kuielab/mdx-net-submission (bass 8, drums 2, other 4, vocals 3),
 # dim_f = 2^11, dim_t = 2^7 for drums and 2^8 for the others, hop 1024; UVR's model data
-# gives the same n_fft and dim_f and a compensation of 1.035 for all four.
+# gives the same n_fft and dim_f and a compensation of 1.035 for all four. dim_t only sets
+# the chunk length; where the file's input has a fixed time axis, the file's value is used.
 _KUIELAB_A = {
     "vocals": {"n_fft": 6144, "dim_f": 2048, "dim_t": 256, "hop": 1024, "compensate": 1.035,
                "sha256": "daba83c2ee1afee9139766ad64c9b6808d6b6f092fff04bed3338be50baac721"},

@@ -10,7 +10,8 @@ the one it was trained with, described by five numbers per file:
 * `dim_f`: the network sees only the lowest `dim_f` bins; the bins above are set to zero
   before the inverse STFT (so a model's output is band-limited to dim_f / (n_fft/2) of
   Nyquist: kuielab's vocals network to 14.7 kHz);
-* `dim_t`: frames per network call, so a chunk is `hop * (dim_t - 1)` samples;
+* `dim_t`: frames per network call, so a chunk is `hop * (dim_t - 1)` samples (taken from
+  the file when its input's time axis is fixed);
 * `compensate`: a gain the output is multiplied by (UVR's calibration of each network).
 
 The network input is (batch, 4, dim_f, dim_t) with channels [left.real, left.imag,
@@ -152,8 +153,8 @@ def read_params(path: Path, session=None, catalog: dict | None = None) -> MDXNet
         shape = session.get_inputs()[0].shape
         static_t = shape[3] if len(shape) == 4 and isinstance(shape[3], int) else None
     try:
-        if catalog is not None:
-            return MDXNetParams.from_dict(dict(catalog), dim_t=static_t)
+        if catalog is not None:  # a fixed time axis in the file is the truth; the catalog's dim_t covers dynamic ones
+            return MDXNetParams.from_dict({**catalog, **({"dim_t": static_t} if static_t else {})})
         sidecar = path.with_suffix(".json")
         if sidecar.is_file():
             return MDXNetParams.from_dict(json.loads(sidecar.read_text()), dim_t=static_t)

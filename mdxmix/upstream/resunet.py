@@ -39,10 +39,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
+from .base import safetensors_metadata
 
 FORMAT = "mdxmix.resunet/1"
 K = 4  # outputs per bin: magnitude mask, phase real, phase imag, additive magnitude
@@ -282,10 +284,6 @@ def load_resunet(path: str | Path, stems: tuple[str, ...] = ("vocals",)) -> ResU
     """A `.safetensors` written by `save_resunet`, or bytesep's `.pth` for `stems` (its target)."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        from .base import safetensors_metadata
-
         meta = safetensors_metadata(path)
         if meta.get("format") != FORMAT:
             raise UpstreamError(f"{path}: not a ResUNet file (format {meta.get('format')!r}, expected {FORMAT!r})")
@@ -300,8 +298,6 @@ def load_resunet(path: str | Path, stems: tuple[str, ...] = ("vocals",)) -> ResU
 
 def save_resunet(model: ResUNet143Subband, path: str | Path) -> Path:
     """Weights + config as one safetensors file, atomically (e.g. to convert bytesep's .pth once)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)

@@ -37,10 +37,12 @@ from pathlib import Path
 
 import torch
 import yaml
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
+from .base import safetensors_metadata
 
 FORMAT = "mdxmix.roformer/1"
 MODEL_TYPES = ("bs_roformer", "mel_band_roformer")
@@ -163,8 +165,6 @@ def _is_rotary(key: str) -> bool:
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """Tensors of a RoFormer checkpoint: safetensors, or a torch file read with weights_only=True."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -204,8 +204,6 @@ def load_roformer(weights: Path, config: RoformerConfig | None = None) -> tuple[
 
 def _config_beside(weights: Path) -> RoformerConfig:
     if weights.suffix == ".safetensors":
-        from .base import safetensors_metadata
-
         meta = safetensors_metadata(weights)
         if meta.get("format") != FORMAT:
             raise UpstreamError(f"{weights}: not a RoFormer file (format {meta.get('format')!r}, expected {FORMAT!r})")
@@ -224,8 +222,6 @@ def _config_beside(weights: Path) -> RoformerConfig:
 
 def save_roformer(model: nn.Module, config: RoformerConfig, path: str | Path) -> Path:
     """Write weights + config as one safetensors file (atomically), e.g. to convert a .ckpt once."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not _is_rotary(k)}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
