@@ -1,7 +1,8 @@
 """Upstream separators behind one protocol; `build_upstream` picks the adapter by family.
 
-Adding a family (Open-Unmix, MDX-Net ONNX, …) means one adapter module and one entry
-in `FAMILIES`; the engine and pipeline never change.
+Adding a family means one adapter module and one entry in `FAMILIES`; the engine and
+pipeline never change. `mdxnet-onnx`, `resunet` and `roformer` take a file or a name from
+`catalog.py` (public models with pinned sha256, fetched from the hub where a mirror is known).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UpstreamError
-from ..weightfiles import find_weight_file
+from ..errors import OfflineError, UpstreamError
+from ..weightfiles import find_weight_file, weights_dir
 from .base import Upstream, UpstreamSpec, channel_names, check_provides
 
 Loader = Callable[[UpstreamSpec, list[Path], torch.device], Upstream]
@@ -38,10 +39,70 @@ def _spectral_file(spec: UpstreamSpec, search: list[Path], device: torch.device)
     return load_local_spectral(path, spec.id, device)
 
 
+def _known(spec: UpstreamSpec):
+    """The catalog entry a spec names: by name, or (for a file) by the file's pinned sha256."""
+    from .catalog import known_file_by_sha256, known_model
+
+    if spec.sha256 is None:
+        return known_model(spec.family, spec.model)
+    hit = known_file_by_sha256(spec.sha256)
+    return hit[0] if hit is not None and hit[0].family == spec.family else None
+
+
+def _family_files(spec: UpstreamSpec, search: list[Path]) -> list[tuple[Path, dict | None]]:
+    """The local file(s) of a mdxnet-onnx/resunet/roformer spec: a catalogued name or a file name, with settings."""
+    folders = list(search) + ([weights_dir()] if weights_dir() not in search else [])
+    known = _known(spec)
+    networks = known.settings.get("networks", {}) if known else {}
+    if spec.sha256 is not None:  # a file; a renamed copy of a catalogued file still gets its settings
+        path = find_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=folders)
+        names = [f.filename for f in known.files if f.sha256 == spec.sha256] if known else []
+        return [(path, networks.get(names[0]) if names else None)]
+    if known is None:
+        raise UpstreamError(f"upstream {spec.id}: not a file and not a model this version of mdxmix knows")
+    paths = []
+    for f in known.files:
+        local = next((d / f.filename for d in folders if (d / f.filename).is_file()), None)
+        if local is None and f.hub is None:
+            pin = f" (sha256 {f.sha256})" if f.sha256 else ""
+            raise OfflineError(
+                f"upstream {spec.id} needs {f.filename}{pin}, which is in none of {', '.join(map(str, folders))} and has "
+                f"no pinned hub mirror; download it from {f.manual} into {weights_dir()} (or name the file: {spec.family}:PATH)"
+            )
+        paths.append((find_weight_file(f.filename, sha256=f.sha256, hub=f.hub, search=folders), networks.get(f.filename)))
+    return paths
+
+
+def _mdxnet_onnx(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from .mdxnet_onnx import load_mdxnet_onnx
+
+    return load_mdxnet_onnx(_family_files(spec, search), spec.id, device)
+
+
+def _resunet(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from .resunet import ResUNetUpstream, load_resunet
+
+    [(path, _)] = _family_files(spec, search)
+    stems = spec.stems if path.suffix != ".safetensors" else ("vocals",)
+    return ResUNetUpstream(load_resunet(path, stems=stems[:1]), spec.id, device)
+
+
+def _roformer(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from .roformer import RoformerUpstream, load_roformer, roformer_from_catalog
+
+    [(path, _)] = _family_files(spec, search)
+    known = _known(spec)
+    model, config = load_roformer(path, roformer_from_catalog(known.settings) if known else None)
+    return RoformerUpstream(model, config, spec.id, device)
+
+
 FAMILIES: dict[str, Loader] = {
     "demucs": _demucs_pretrained,
     "demucs-file": _demucs_file,
     "spectral-file": _spectral_file,
+    "mdxnet-onnx": _mdxnet_onnx,
+    "resunet": _resunet,
+    "roformer": _roformer,
 }
 
 

@@ -4,6 +4,10 @@
     demucs:htdemucs_ft:vocals             the same family, only its vocals
     demucs-file:weights/small.safetensors a local Demucs package (its sha256 is pinned)
     spectral-file:weights/voc.safetensors:vocals  a local spectral-mask model (mdxmix.upstream.spectral)
+    mdxnet-onnx:kuielab_a                 a catalogued model by name (its stems by default)
+    mdxnet-onnx:UVR-MDX-NET-Inst.onnx:vocals      a local ONNX file (framing from NAME.json beside it)
+    resunet:resunet143_vocals             bytesep's ResUNet143 vocals (file placed by hand, see catalog)
+    roformer:model.ckpt:vocals            an MSST checkpoint with model.yaml beside it
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from ..errors import UserError
 from ..stems import STEMS
 from ..weightfiles import file_sha256
 from .base import UpstreamSpec
+from .catalog import known_model, known_names
 
 FILE_FAMILIES = {"demucs-file", "spectral-file"}
+NAMED_FAMILIES = {"mdxnet-onnx", "resunet", "roformer"}  # a file, or a name from upstream/catalog.py
 
 
 def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:
@@ -29,6 +35,8 @@ def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:
         raise UserError(f"--upstream {text!r}: too many ':' fields")
     folder = None
     sha256 = None
+    if family in NAMED_FAMILIES:
+        return _parse_named(text, family, model, stems if len(parts) > 2 and parts[2] else None)
     if family in FILE_FAMILIES:
         path = Path(model)
         if not path.is_file():
@@ -38,3 +46,20 @@ def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:
         return UpstreamSpec(family=family, model=model, stems=stems, sha256=sha256), folder
     except ValueError as exc:
         raise UserError(f"--upstream {text!r}: {exc}") from exc
+
+
+def _parse_named(text: str, family: str, model: str, stems: tuple[str, ...] | None) -> tuple[UpstreamSpec, Path | None]:
+    """A family that takes a file (pinned by its sha256) or a catalogued name (pinned in the catalog)."""
+    path = Path(model)
+    known = known_model(family, model)
+    try:
+        if path.is_file():
+            default = ("vocals",) if family == "resunet" else STEMS  # a bytesep .pth does not say its target
+            spec = UpstreamSpec(family=family, model=path.name, stems=stems or default, sha256=file_sha256(path))
+            return spec, path.resolve().parent
+        if known is not None:
+            return UpstreamSpec(family=family, model=model, stems=stems or known.stems), None
+    except ValueError as exc:
+        raise UserError(f"--upstream {text!r}: {exc}") from exc
+    names = ", ".join(known_names(family)) or "none"
+    raise UserError(f"--upstream {text!r}: no such file {path} and no known {family} model of that name (known: {names})")
