@@ -39,9 +39,9 @@ SR = 44100
 class ConvTDF(nn.Module):
     """l × (3x3 conv, BN, ReLU), plus a time-distributed fully connected bottleneck over frequency."""
 
-    def __init__(self, c: int, l: int, f: int, bn: int) -> None:
+    def __init__(self, c: int, layers: int, f: int, bn: int) -> None:
         super().__init__()
-        self.convs = nn.Sequential(*[nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()) for _ in range(l)])
+        self.convs = nn.Sequential(*[nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()) for _ in range(layers)])
         self.tdf = nn.Sequential(nn.Linear(f, f // bn, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
                                  nn.Linear(f // bn, f, bias=False), nn.BatchNorm2d(c), nn.ReLU())
 
@@ -53,22 +53,22 @@ class ConvTDF(nn.Module):
 class ConvTDFNet(nn.Module):
     """MDX-Net's U-Net of Conv-TDF blocks (KUIELab), input/output (B, 4, dim_f, dim_t)."""
 
-    def __init__(self, L: int, l: int = 3, g: int = 32, bn: int = 8, dim_f: int = 2048) -> None:
+    def __init__(self, L: int, layers: int = 3, g: int = 32, bn: int = 8, dim_f: int = 2048) -> None:
         super().__init__()
         self.n = L // 2
         self.first = nn.Sequential(nn.Conv2d(4, g, 1), nn.BatchNorm2d(g), nn.ReLU())
         f, c = dim_f, g
         self.down_dense, self.down = nn.ModuleList(), nn.ModuleList()
         for _ in range(self.n):
-            self.down_dense.append(ConvTDF(c, l, f, bn))
+            self.down_dense.append(ConvTDF(c, layers, f, bn))
             self.down.append(nn.Sequential(nn.Conv2d(c, c + g, 2, stride=2), nn.BatchNorm2d(c + g), nn.ReLU()))
             f, c = f // 2, c + g
-        self.mid = ConvTDF(c, l, f, bn)
+        self.mid = ConvTDF(c, layers, f, bn)
         self.up_dense, self.up = nn.ModuleList(), nn.ModuleList()
         for _ in range(self.n):
             self.up.append(nn.Sequential(nn.ConvTranspose2d(c, c - g, 2, stride=2), nn.BatchNorm2d(c - g), nn.ReLU()))
             f, c = f * 2, c - g
-            self.up_dense.append(ConvTDF(c, l, f, bn))
+            self.up_dense.append(ConvTDF(c, layers, f, bn))
         self.final = nn.Conv2d(c, 4, 1)
 
     def forward(self, x):

@@ -124,7 +124,7 @@ def make_chorale_song(seed: int, pool: str, duration: float | None = None) -> So
     groove = V2_GROOVES["folk" if arr == "folk" else arr][0]
     short = duration is not None and duration < 40
     lyric_words = 0
-    for i, (nm, a, _) in enumerate(sections):
+    for nm, a, _ in sections:
         bass += notes_of("bass", -12, a, 95)
         inner += notes_of("alto", 0, a, 70) + notes_of("tenor", 0, a, 70)
         full = short or nm in ("chorus", "solo", "outro")
