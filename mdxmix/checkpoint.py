@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError, first_line
-from .mixer import MIXER_KINDS, Mixer, build_mixer
+from .mixer import MIXER_KINDS, AgnosticMixer, Mixer, build_mixer
 from .stems import SAMPLE_RATE, STEMS
 from .upstream.base import Upstream, UpstreamSpec, channel_names, check_provides
 from .weightfiles import verify_sha256
@@ -38,6 +38,11 @@ class CheckpointMeta:
     stems: tuple[str, ...] = STEMS
     provenance: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    @property
+    def any_upstreams(self) -> bool:
+        """True for a mixer that takes any set of upstreams (then `upstreams` is only its default set)."""
+        return self.mixer_kind == AgnosticMixer.kind
 
     @property
     def channels(self) -> list[str]:
@@ -92,7 +97,7 @@ class CheckpointMeta:
         if self.sample_rate != SAMPLE_RATE:
             raise CheckpointError(f"{where}: trained at {self.sample_rate} Hz, mdxmix runs at {SAMPLE_RATE} Hz")
         expected = len(self.channels)
-        if self.mixer_config.get("in_channels") != expected:
+        if not self.any_upstreams and self.mixer_config.get("in_channels") != expected:
             raise CheckpointError(
                 f"{where}: mixer takes {self.mixer_config.get('in_channels')} channels but its upstreams give {expected}"
             )
