@@ -19,9 +19,9 @@ import numpy as np
 import soundfile as sf
 
 from mdxmix.evaluate.dataset import EstimatesFolder
-from mdxmix.musdb import MusdbSplit
 from mdxmix.evaluate.metrics import frame_median, framewise_sdr, framewise_sdr_museval
 from mdxmix.evaluate.runner import score_systems
+from mdxmix.musdb import MusdbSplit
 from mdxmix.stems import SAMPLE_RATE, STEMS
 
 SR = SAMPLE_RATE

@@ -32,7 +32,7 @@ mixture = torch.randn(2, n) * 0.1
 dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
 if stage == "mixer":
     channels = 20
-    cfg = getattr(MDXMixerConfig, preset)(channels)
+    cfg = MDXMixerConfig.preset(preset, channels)
     mixer = MDXMixer(cfg).to(device).eval()
     torch.nn.init.normal_(mixer.head.weight, std=0.01)
     def read(a, b):  # X is made on the fly: the stage measured is the mixer alone
@@ -53,7 +53,7 @@ else:
     work = Path(workdir)
     package = save_demucs_package(HDemucs(sources=["drums", "bass", "other", "vocals"], channels=16), work / "up.safetensors")
     spec = UpstreamSpec("demucs-file", package.name, ("drums", "bass", "other", "vocals"), sha256=file_sha256(package))
-    cfg = getattr(MDXMixerConfig, preset)(10)
+    cfg = MDXMixerConfig.preset(preset, 10)
     mixer = MDXMixer(cfg)
     save_checkpoint(work / "mix.safetensors", mixer, CheckpointMeta(mixer.kind, {}, [spec]))
     sep = Separator(work / "mix.safetensors", device=device, batch_size=batch, precision=precision)

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import torch
 
-from .audio import read_audio, output_subtype
+from .audio import output_subtype, read_audio
 from .errors import UsageError, UserError
 from .inputs import Song
 from .outputs import OutputFormat, StemSink, output_path

@@ -38,6 +38,7 @@ class CheckpointMeta:
     stems: tuple[str, ...] = STEMS
     provenance: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    mixture: bool = True  # the mixture is X's first two channels; False is the paper's Table 6 condition
 
     @property
     def any_upstreams(self) -> bool:
@@ -46,7 +47,7 @@ class CheckpointMeta:
 
     @property
     def channels(self) -> list[str]:
-        return channel_names(self.upstreams)
+        return channel_names(self.upstreams, self.mixture)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -55,6 +56,7 @@ class CheckpointMeta:
                 "mixer": {"kind": self.mixer_kind, "config": self.mixer_config},
                 "upstreams": [u.to_dict() for u in self.upstreams],
                 "channels": self.channels,
+                "mixture": self.mixture,
                 "stems": list(self.stems),
                 "sample_rate": self.sample_rate,
                 "provenance": self.provenance,
@@ -77,6 +79,7 @@ class CheckpointMeta:
                 stems=tuple(data["stems"]),
                 provenance=dict(data.get("provenance", {})),
                 format_version=version,
+                mixture=bool(data.get("mixture", True)),  # files written before the option mixed the mixture
             )
             stored_channels = list(data["channels"])
         except CheckpointError:
@@ -96,6 +99,8 @@ class CheckpointMeta:
             raise CheckpointError(f"{where}: outputs {list(self.stems)}, mdxmix expects {list(STEMS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise CheckpointError(f"{where}: trained at {self.sample_rate} Hz, mdxmix runs at {SAMPLE_RATE} Hz")
+        if not self.mixture and not self.upstreams:
+            raise CheckpointError(f"{where}: a mixer without the mixture needs at least one upstream")
         expected = len(self.channels)
         if not self.any_upstreams and self.mixer_config.get("in_channels") != expected:
             raise CheckpointError(

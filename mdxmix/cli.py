@@ -208,12 +208,11 @@ def inspect(
 
 
 def _register_subcommands() -> None:
+    from .evaluate.command import EPILOG as EVAL_EPILOG, eval_command
     from .train.command import EPILOG as TRAIN_EPILOG, train_command
 
-    from .evaluate.command import eval_command
-
     app.command("train", epilog=TRAIN_EPILOG)(train_command)
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EVAL_EPILOG)(eval_command)
 
 
 _register_subcommands()

@@ -44,8 +44,10 @@ class BlockedInput:
     """
 
     def __init__(self, mixture: Tensor, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
-                 normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None) -> None:
+                 normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None,
+                 include_mixture: bool = True) -> None:
         self.mixture = mixture
+        self.include_mixture = include_mixture  # False: X is the upstream stems alone (paper Table 6)
         self.upstreams = upstreams
         self.stems_used = stems_used
         self.normalizer = normalizer
@@ -80,7 +82,7 @@ class BlockedInput:
     def _compute(self, index: int) -> Tensor:
         start, stop = index * self.block, min((index + 1) * self.block, self.length)
         lo, hi = max(0, start - self.context), min(self.length, stop + self.context)
-        channels = [self.mixture[:, start:stop]]
+        channels = [self.mixture[:, start:stop]] if self.include_mixture else []
         for i, (upstream, stems) in enumerate(zip(self.upstreams, self.stems_used)):
             cached = self.cached[i]
             if cached is not None:
@@ -148,7 +150,7 @@ class Separator:
         mixture = mixture.float()
         normalizer = Normalizer.of(mixture)
         source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.meta.upstreams], normalizer,
-                              block=self.block, context=self.context, cache=self.cache)
+                              block=self.block, context=self.context, cache=self.cache, include_mixture=self.meta.mixture)
         done = 0
         try:
             for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,

@@ -12,8 +12,8 @@ import torch
 from mdxmix.checkpoint import read_meta
 from mdxmix.pipeline import Separator
 from mdxmix.registry import Registry
-from mdxmix.weightfiles import file_sha256, weights_dir
 from mdxmix.stems import STEMS
+from mdxmix.weightfiles import file_sha256, weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
 from mdxmix.mixer.engine import mix_stream, mix_tensor, overlap_window, segment_starts

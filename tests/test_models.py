@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, build_mixer, fold
 from mdxmix.checkpoint import count_parameters
+from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, build_mixer, fold
 
 
 @pytest.mark.parametrize("segment,folds,channels", [(64, 4, 2), (256, 8, 4), (1024, 16, 10), (2048, 128, 20)])
@@ -53,7 +53,7 @@ def test_fresh_mdx_mixer_is_a_time_invariant_mixer():
 
 def test_paper_preset_parameter_count():
     """T=2^18, F=2^7, N=8, D_T=T/F=2048, D_C=(2+C)F; C=18 (three 4-stem models + vocals) → 2+C=20."""
-    cfg = MDXMixerConfig.paper(20)
+    cfg = MDXMixerConfig.preset("paper", 20)
     assert (cfg.segment, cfg.folds, cfg.layers, cfg.dropout, cfg.d_token, cfg.d_channel) == (2**18, 2**7, 8, 0.0, 2048, 2560)
     with torch.device("meta"):
         mixer = MDXMixer(cfg)
@@ -78,7 +78,7 @@ def test_conv1x1_shapes_and_build_from_dict():
 
 def test_tiny_and_small_presets_parameter_counts():
     """The documented sizes of the CPU presets for 2+C=20 input channels."""
-    assert count_parameters(MDXMixer(MDXMixerConfig.tiny(20))) == 702_496
-    assert count_parameters(MDXMixer(MDXMixerConfig.small(20))) == 4_957_856
-    cfg = MDXMixerConfig.tiny(20, layers=3)
+    assert count_parameters(MDXMixer(MDXMixerConfig.preset("tiny", 20))) == 702_496
+    assert count_parameters(MDXMixer(MDXMixerConfig.preset("small", 20))) == 4_957_856
+    cfg = MDXMixerConfig.preset("tiny", 20, layers=3)
     assert (cfg.segment, cfg.folds, cfg.layers, cfg.d_token, cfg.d_channel) == (2**15, 2**5, 3, 64, 128)

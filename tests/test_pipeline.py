@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mdxmix.errors import CheckpointError
 from mdxmix.mixer.normalize import Normalizer
@@ -82,9 +81,9 @@ def test_normalizer_maps_back_exactly():
 
 
 def test_public_api_separate_file(model_dir, tmp_path):
-    from conftest import write_tone
-
     from mdxmix import Separator as PublicSeparator
+
+    from conftest import write_tone
 
     write_tone(tmp_path / "a.wav", 0.5, 16000)
     stems = PublicSeparator(model_dir / "tiny_conv.safetensors", device="cpu", cache=None).separate_file(tmp_path / "a.wav")

@@ -9,15 +9,20 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mdxmix.weightfiles import file_sha256
 from mdxmix.errors import CheckpointError, UpstreamError
 from mdxmix.stems import STEMS
 from mdxmix.upstream import UpstreamSpec, build_upstream
 from mdxmix.upstream.base import Upstream
 from mdxmix.upstream.parse import parse_upstream
 from mdxmix.upstream.spectral import (
-    SpectralConfig, SpectralMaskNet, SpectralUpstream, load_local_spectral, load_spectral, save_spectral,
+    SpectralConfig,
+    SpectralMaskNet,
+    SpectralUpstream,
+    load_local_spectral,
+    load_spectral,
+    save_spectral,
 )
+from mdxmix.weightfiles import file_sha256
 
 SR = 44100
 

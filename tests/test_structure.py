@@ -125,8 +125,11 @@ def function_lengths() -> list[tuple[int, str]]:
     return sorted(out, reverse=True)
 
 
-# Edges another change removes (issue 13 item 2: write_stems and its sinks leave the pipeline).
+# Exceptions that another branch removes (issue 13 items 2 and 7: write_stems and its sinks leave
+# the pipeline; the command line is rewritten). Delete each entry when it no longer applies:
+# test_known_exceptions_still_apply says when.
 KNOWN_UPWARD = {("pipeline", "outputs")}
+KNOWN_LONG = {"mdxmix/cli.py:separate"}
 
 
 def test_every_import_points_down() -> None:
@@ -138,10 +141,12 @@ def test_every_import_points_down() -> None:
     assert found["cycles"] == []
 
 
-def test_known_exceptions_still_exist() -> None:
-    """A listed exception that no longer occurs must be deleted from the list."""
+def test_known_exceptions_still_apply() -> None:
+    """A listed exception that no longer occurs must be deleted from its list."""
     edges = {(_top(s), _top(t)) for s, t, _, _ in imports()}
     assert KNOWN_UPWARD <= edges, f"remove {sorted(KNOWN_UPWARD - edges)} from KNOWN_UPWARD"
+    long = {name for lines, name in function_lengths() if lines > MAX_FUNCTION_LINES}
+    assert KNOWN_LONG <= long, f"remove {sorted(KNOWN_LONG - long)} from KNOWN_LONG"
 
 
 def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch) -> None:
@@ -160,7 +165,8 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch) -> None:
 
 
 def test_no_function_is_longer_than_the_limit() -> None:
-    longest = [f"{name} ({lines} lines)" for lines, name in function_lengths() if lines > MAX_FUNCTION_LINES]
+    longest = [f"{name} ({lines} lines)" for lines, name in function_lengths()
+               if lines > MAX_FUNCTION_LINES and name not in KNOWN_LONG]
     assert longest == []
 
 

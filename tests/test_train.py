@@ -17,9 +17,7 @@ from mdxmix.errors import CheckpointError
 from mdxmix.pipeline import Separator
 from mdxmix.stems import STEMS
 from mdxmix.train.data import prepare_split
-from mdxmix.train.trainer import (
-    Distributed, TrainConfig, average_weights, build_model, set_time_invariant_weights, train, validate,
-)
+from mdxmix.train.trainer import Distributed, TrainConfig, average_weights, build_model, train, validate
 from mdxmix.upstream.parse import parse_upstream
 
 TINY = dict(segment=4096, folds=16, layers=1, token_hidden=16, channel_hidden=16, shift=2048, device="cpu", progress=False)
@@ -49,14 +47,14 @@ def _train_loss(setup, checkpoint: Path) -> float:
 @pytest.mark.parametrize("kind", ["conv1x1", "mdx_mixer"])
 def test_one_epoch_reduces_the_loss_and_the_best_checkpoint_separates(setup, kind):
     summary = train(_cfg(setup, f"run_{kind}", kind=kind, epochs=1, steps_per_epoch=20, lr=3e-3, init="zero"))
-    assert summary["best_epoch"] == 1 and summary["best_loss"] < summary["initial_valid_loss"]
-    model, meta = load_checkpoint(summary["best"])
+    assert summary.best_epoch == 1 and summary.best_loss < summary.initial_valid_loss
+    model, meta = load_checkpoint(summary.best)
     assert meta.provenance["best_epoch"] == 1 and meta.provenance["train_songs"] == 3
-    assert meta.provenance["valid_loss"] == pytest.approx(summary["best_loss"])
+    assert meta.provenance["valid_loss"] == pytest.approx(summary.best_loss)
     # The training loss over the training songs went down from the zero-initialised mixer (whose L1 is that of silence).
     work, data, _ = setup
-    assert _train_loss(setup, Path(summary["best"])) < 0.95 * _train_loss_of_zero(setup, model)
-    stems = Separator(summary["best"], device="cpu").separate_file(data / "test" / "song04" / "mixture.wav")
+    assert _train_loss(setup, Path(summary.best)) < 0.95 * _train_loss_of_zero(setup, model)
+    stems = Separator(summary.best, device="cpu").separate_file(data / "test" / "song04" / "mixture.wav")
     assert list(stems) == list(STEMS) and all(s.shape == (2, 3 * 44100) for s in stems.values())
 
 
@@ -74,12 +72,12 @@ def _train_loss_of_zero(setup, model) -> float:
 def test_resume_continues_exactly_where_it_stopped_and_cache_is_reused(setup):
     straight = train(_cfg(setup, "straight", epochs=2, steps_per_epoch=6))
     first = train(_cfg(setup, "resumed", epochs=1, steps_per_epoch=6))
-    assert first["upstream_loads"] == 0  # every upstream stem came from the cache
+    assert first.upstream_loads == 0  # every upstream stem came from the cache
     resumed = train(_cfg(setup, "resumed", epochs=2, steps_per_epoch=6, resume=True))
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
     lines = [json.loads(x) for x in (_cfg(setup, "resumed").out / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
-    a, b = load_checkpoint(straight["best"])[0], load_checkpoint(resumed["best"])[0]
+    a, b = load_checkpoint(straight.best)[0], load_checkpoint(resumed.best)[0]
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
 
@@ -110,7 +108,7 @@ def test_two_gloo_processes_take_the_same_step_as_one(setup):
     b = load_checkpoint(work / "two" / "best.safetensors")[0].state_dict()
     torch.manual_seed(0)  # the initial mixer both runs started from (seed 0, average initialisation)
     initial = build_model(_cfg(setup, "unused", layers=1), in_channels=10)
-    set_time_invariant_weights(initial, average_weights([STEMS]))
+    initial.set_time_invariant_weights(average_weights([STEMS]))
     assert sum(float((a[k] - v).abs().sum()) for k, v in initial.state_dict().items()) > 0  # the step did move it
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=2e-5, rtol=1e-4, msg=name)

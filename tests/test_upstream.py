@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import save_file
 
 from mdxmix.errors import UpstreamError
+from mdxmix.stems import STEMS
 from mdxmix.upstream import build_upstream
 from mdxmix.upstream.base import UpstreamSpec, channel_names
 from mdxmix.upstream.demucs_adapter import load_local_demucs
 from mdxmix.upstream.demucs_package import load_demucs_package
-from mdxmix.stems import STEMS
 
 from conftest import tiny_demucs
 

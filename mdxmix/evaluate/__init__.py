@@ -3,8 +3,9 @@
 The public entry points the rest of mdxmix (and users) call:
 
 * :func:`score_systems` — score ``{name: track -> stems}`` systems against references;
-* :func:`build_baseline_systems` / :func:`select_per_source_best` — the paper's baselines
-  from cached upstream stems;
+* :func:`build_baseline_systems` / :func:`select_per_source_best` — the baselines from
+  cached upstream stems, with the per-source best chosen on a validation split, and
+  :func:`add_oracle_selection` — the paper's per-source best, chosen on the test split;
 * :func:`global_sdr`, :func:`framewise_sdr`, :func:`score_track` — the metrics;
 * :func:`eval_command` — the ``mdxmix eval`` Typer command (imported lazily by the CLI).
 """
@@ -20,6 +21,7 @@ from .runner import (
     EnsembleSystem,
     Memo,
     SelectionSystem,
+    add_oracle_selection,
     build_baseline_systems,
     score_systems,
     select_per_source_best,
@@ -34,6 +36,7 @@ __all__ = [
     "MusdbSplit",
     "Results",
     "SelectionSystem",
+    "add_oracle_selection",
     "build_baseline_systems",
     "ensemble",
     "framewise_sdr",

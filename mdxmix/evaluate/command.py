@@ -1,6 +1,7 @@
-"""The ``mdxmix eval`` command (registered by the CLI with ``app.command("eval")(eval_command)``).
+"""The ``mdxmix eval`` command: argument handling only; the work is in ``runner``, ``report`` and ``plot``.
 
-Everything here is argument handling; the work is in ``runner``, ``report`` and ``plot``.
+Errors a user can cause are raised (``EvaluationError``, ``UsageError`` for options that do not
+fit together, and the core's ``UserError``s) for ``mdxmix.cli.main`` to print as one line.
 """
 
 from __future__ import annotations
@@ -8,42 +9,79 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ..errors import UserError
-
-from .dataset import EstimatesFolder, EvaluationError, MusdbSplit
+from ..errors import UsageError
+from ..musdb import VALID, MusdbSplit, split_exists
+from .dataset import EstimatesFolder, EvaluationError
 from .ensembles import RULES
+from .metrics import HOP, WINDOW
 from .report import Results, rich_tables, to_json_dict, write_outputs
-from .runner import EstimateSource, build_baseline_systems, score_systems, select_per_source_best
+from .runner import add_oracle_selection, build_baseline_systems, score_systems, select_per_source_best
+from .systems import CheckpointEstimates, UpstreamEstimates, upstream_systems
 
-EXAMPLE = """Score folders of separated stems against MUSDB18-HQ-layout references.
+#: Default worker processes: one per core, at most this many.
+MAX_DEFAULT_JOBS = 8
 
-Example:
+EPILOG = """Examples:
 
-  mdxmix eval --data ~/musdb18hq --split test --estimates demucs=out/demucs --estimates out/mine --out results/ --plot results/sdr.png
+  mdxmix eval --data ~/musdb18hq --split test --estimates demucs=out/demucs --estimates out/mine
+  --out results/ --plot results/sdr.png
 
-  mdxmix eval --data ~/musdb18hq --upstream htdemucs=cache/htdemucs --upstream umx=cache/umx --select-split valid --metric both
+  mdxmix eval --data ~/musdb18hq --upstream htdemucs=cache/htdemucs --upstream umx=cache/umx
+  --select-split valid --metric both
 
-  mdxmix eval --data corpus --split test --checkpoint runs/conv/best.safetensors --checkpoint runs/mdx/best.safetensors --out results/
+  mdxmix eval --data corpus --split test --checkpoint runs/conv/best.safetensors
+  --checkpoint runs/mdx/best.safetensors --out results/
 
 --estimates NAME=DIR scores DIR/<track>/{drums,bass,other,vocals}.wav (a bare DIR is named
 after the folder; a missing stem file means that system lacks the stem). --upstream adds
-each upstream, every fixed ensemble rule over them, and, with --select-split, the
-per-source best upstream chosen on that split. --checkpoint separates the split with a
-checkpoint; the first checkpoint's upstreams (read from the stem cache) then provide the
-same baselines, with the per-source best chosen on 'valid' when that split exists.
+each upstream, every fixed ensemble rule over them, with --select-split the per-source
+best upstream chosen on that split, and the per-source best chosen on the scored split
+itself (an oracle, labelled so: the paper's per-source best). --checkpoint separates the
+split with a checkpoint; the first checkpoint's upstreams (read from the stem cache) then
+provide the same baselines, with the per-source best chosen on 'valid' when that split
+exists (MUSDB18-HQ's standard 14 validation songs when the root has no valid/ folder).
 """
 
+H_DATA = "MUSDB18-HQ-layout root: ROOT/SPLIT/SONG/{mixture,drums,bass,other,vocals}.wav."
+H_ESTIMATES = "NAME=DIR (repeatable) folder of stems to score; bare DIR uses its folder name."
+H_UPSTREAM = "NAME=DIR (repeatable) upstream stems: scored alone and combined by every ensemble rule."
+H_SELECT = ("Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold "
+            "that split's tracks too).")
+H_RULES = "Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."
+H_CHECKPOINT = ("Checkpoint (name or .safetensors path) to separate with and score; repeatable. The first one's "
+                "upstreams, their ensembles and the per-source best join the table unless --no-baselines.")
+H_BASELINES = ("With --checkpoint: also score the first checkpoint's upstreams (from the stem cache), every "
+               "ensemble rule and the per-source best.")
+H_CACHE = "Upstream stem cache shared with training and separation (default $MDXMIX_CACHE or the user cache dir)."
+H_METRIC = "global (MDX challenge), museval (BSS Eval v4, the paper's), or both."
+H_BACKEND = "museval-SDR implementation: fast (closed form, equal to museval) or museval (the package; slow)."
+H_OUT = "Folder for results.md, results.csv (per track and stem) and results.json."
+H_PLOT = "Write per-track SDR box plots (per system and stem) to this PNG."
+METRIC_CHOICES = {"both": ("museval", "global"), "global": ("global",), "museval": ("museval",)}
+BACKENDS = ("fast", "museval")
 
-def checkpoint_system(name: str, data: Path, split: str, cache_dir: Optional[Path]) -> EstimateSource:
-    """A picklable ``track -> stems`` that separates ``track`` with checkpoint ``name``."""
-    from .systems import CheckpointEstimates
 
-    return CheckpointEstimates(name, data, split, cache_dir)
+@dataclass
+class Request:
+    """What to score, as parsed from the options."""
+
+    data: Path
+    split: str
+    estimates: dict[str, Path]
+    upstreams: dict
+    select_split: Optional[str]
+    rules: list[str]
+    checkpoints: List[str]
+    metrics: tuple[str, ...]
+    backend: str
+    jobs: int
+    cache_dir: Optional[Path] = None
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -54,9 +92,9 @@ def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
         if not sep:
             folder, name = value, Path(value.rstrip("/")).name
         if not name or not folder:
-            raise typer.BadParameter(f"expected NAME=DIR or DIR, got {value!r}", param_hint=option)
+            raise UsageError(f"{option}: expected NAME=DIR or DIR, got {value!r}")
         if name in out:
-            raise typer.BadParameter(f"system name {name!r} given twice", param_hint=option)
+            raise UsageError(f"{option}: system name {name!r} given twice")
         out[name] = Path(folder).expanduser()
     return out
 
@@ -69,111 +107,103 @@ def _rules(text: str) -> list[str]:
     rules = [r.strip() for r in text.split(",") if r.strip()]
     unknown = [r for r in rules if r not in RULES]
     if unknown:
-        raise typer.BadParameter(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULES)}", param_hint="--rules")
+        known = ", ".join(RULES)
+        raise UsageError(f"--rules: unknown rule(s) {', '.join(unknown)}; known: {known}")
     return rules
 
 
 def eval_command(
-    data: Path = typer.Option(..., "--data", help="MUSDB18-HQ-layout root: ROOT/SPLIT/SONG/{mixture,drums,bass,other,vocals}.wav."),
+    data: Path = typer.Option(..., "--data", help=H_DATA),
     split: str = typer.Option("test", "--split", help="Split folder under ROOT to score."),
-    estimates: List[str] = typer.Option([], "--estimates", help="NAME=DIR (repeatable) folder of stems to score; bare DIR uses its folder name."),
-    upstream: List[str] = typer.Option([], "--upstream", help="NAME=DIR (repeatable) upstream stems: scored alone and combined by every ensemble rule."),
-    select_split: Optional[str] = typer.Option(None, "--select-split", help="Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold that split's tracks too)."),
-    rules: str = typer.Option("all", "--rules", help="Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."),
-    checkpoint: List[str] = typer.Option([], "--checkpoint", help="Checkpoint (name or .safetensors path) to separate with and score; repeatable. The first one's upstreams, their ensembles and the per-source best join the table unless --no-baselines."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="With --checkpoint: also score the first checkpoint's upstreams (from the stem cache), every ensemble rule and the per-source best."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache shared with training and separation (default $MDXMIX_CACHE or the user cache dir)."),
-    metric: str = typer.Option("both", "--metric", help="global (MDX challenge), museval (BSS Eval v4, the paper's), or both."),
-    backend: str = typer.Option("fast", "--backend", help="museval-SDR implementation: fast (closed form, equal to museval) or museval (the package; slow)."),
-    jobs: int = typer.Option(max(1, min(os.cpu_count() or 1, 8)), "--jobs", "-j", min=1, help="Worker processes (tracks are scored in parallel)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.md, results.csv (per track and stem) and results.json."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write per-track SDR box plots (per system and stem) to this PNG."),
+    estimates: List[str] = typer.Option([], "--estimates", help=H_ESTIMATES),
+    upstream: List[str] = typer.Option([], "--upstream", help=H_UPSTREAM),
+    select_split: Optional[str] = typer.Option(None, "--select-split", help=H_SELECT),
+    rules: str = typer.Option("all", "--rules", help=H_RULES),
+    checkpoint: List[str] = typer.Option([], "--checkpoint", help=H_CHECKPOINT),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help=H_BASELINES),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=H_CACHE),
+    metric: str = typer.Option("both", "--metric", help=H_METRIC),
+    backend: str = typer.Option("fast", "--backend", help=H_BACKEND),
+    jobs: int = typer.Option(max(1, min(os.cpu_count() or 1, MAX_DEFAULT_JOBS)), "--jobs", "-j", min=1,
+                             help="Worker processes (tracks are scored in parallel)."),
+    out: Optional[Path] = typer.Option(None, "--out", help=H_OUT),
+    plot: Optional[Path] = typer.Option(None, "--plot", help=H_PLOT),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables."),
 ) -> None:
     """Score separated stems (SDR tables, per-track files, box plots)."""
-    metrics = {"both": ("museval", "global"), "global": ("global",), "museval": ("museval",)}.get(metric)
-    if metrics is None:
-        raise typer.BadParameter("must be global, museval or both", param_hint="--metric")
-    if backend not in ("fast", "museval"):
-        raise typer.BadParameter("must be fast or museval", param_hint="--backend")
-    systems_dirs = _named_dirs(estimates, "--estimates")
-    upstream_dirs = _named_dirs(upstream, "--upstream")
-    rule_list = _rules(rules)
-    if select_split and not upstream_dirs:
-        raise typer.BadParameter("--select-split needs --upstream", param_hint="--select-split")
-    clash = set(systems_dirs) & set(upstream_dirs)
-    if clash:
-        raise typer.BadParameter(f"name {sorted(clash)[0]!r} used by --estimates and --upstream", param_hint="--estimates")
-    try:
-        if checkpoint and baselines and not upstream_dirs:
-            from .systems import upstream_systems
-
-            upstream_dirs = upstream_systems(checkpoint[0], data, split, cache_dir)
-            if select_split is None and (data / "valid").is_dir():
-                select_split = "valid"
-        results = _run(data, split, systems_dirs, upstream_dirs, select_split, rule_list, checkpoint, metrics, backend, jobs,
+    request = _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,
                        cache_dir)
-        settings = {"data": str(data), "split": split, "backend": backend, "jobs": jobs, "window": 44100, "hop": 44100}
-        if out is not None:
-            write_outputs(results, out, settings)
-        if plot is not None:
-            from .plot import plot_boxes
+    if checkpoint and baselines and not request.upstreams:
+        request.upstreams = upstream_systems(checkpoint[0], data, split, cache_dir)
+        if select_split is None and split_exists(data, VALID):
+            request.select_split = VALID
+    results = run(request)
+    settings = {"data": str(data), "split": split, "backend": backend, "jobs": jobs, "window": WINDOW, "hop": HOP}
+    if out is not None:
+        write_outputs(results, out, settings)
+    if plot is not None:
+        from .plot import plot_boxes  # matplotlib is an optional extra
 
-            plot_boxes(results, plot)
-    except UserError as exc:  # EvaluationError, and checkpoint/upstream errors of the core
-        typer.echo(f"mdxmix: error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(1) from None
+        plot_boxes(results, plot)
     if as_json:
         typer.echo(json.dumps(to_json_dict(results, settings)))
         return
-    from rich.console import Console
-
-    console = Console()
-    for table in rich_tables(results):
-        console.print(table)
-    for note in results.notes:
-        console.print(f"• {note}")
-    _print_timing(results)
+    _print_tables(results)
 
 
-def _run(
-    data: Path,
-    split: str,
-    systems_dirs: dict[str, Path],
-    upstream_dirs: dict,
-    select_split: Optional[str],
-    rule_list: list[str],
-    checkpoints: List[str],
-    metrics: tuple[str, ...],
-    backend: str,
-    jobs: int,
-    cache_dir: Optional[Path] = None,
-) -> Results:
-    if not (systems_dirs or upstream_dirs or checkpoints):
+def _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,
+             cache_dir) -> Request:
+    """Check the options against each other and gather them."""
+    if metric not in METRIC_CHOICES:
+        raise UsageError("--metric: must be global, museval or both")
+    if backend not in BACKENDS:
+        raise UsageError("--backend: must be fast or museval")
+    systems_dirs = _named_dirs(estimates, "--estimates")
+    upstream_dirs = _named_dirs(upstream, "--upstream")
+    if select_split and not upstream_dirs:
+        raise UsageError("--select-split needs --upstream")
+    clash = set(systems_dirs) & set(upstream_dirs)
+    if clash:
+        name = sorted(clash)[0]
+        raise UsageError(f"--estimates: name {name!r} used by --estimates and --upstream")
+    return Request(data, split, systems_dirs, dict(upstream_dirs), select_split, _rules(rules), list(checkpoint),
+                   METRIC_CHOICES[metric], backend, jobs, cache_dir)
+
+
+def run(request: Request) -> Results:
+    """Score every system the request names on its split; baselines and the oracle row from its upstreams."""
+    if not (request.estimates or request.upstreams or request.checkpoints):
         raise EvaluationError("nothing to score: give --estimates, --upstream or --checkpoint")
-    refs = MusdbSplit(data, split)
-    tracks = refs.tracks()
-    systems: dict = {name: EstimatesFolder(folder) for name, folder in systems_dirs.items()}
+    refs = MusdbSplit(request.data, request.split)
+    systems: dict = {name: EstimatesFolder(folder) for name, folder in request.estimates.items()}
     notes: list[str] = []
-    if upstream_dirs:
-        folders = {name: EstimatesFolder(folder) if isinstance(folder, Path) else folder for name, folder in upstream_dirs.items()}
-        choice = None
-        if select_split:
-            valid = MusdbSplit(data, select_split)
-            sel_metric = metrics[0]
-            on_valid = {name: _on_split(source, select_split) for name, source in folders.items()}
-            choice, _ = select_per_source_best(valid, on_valid, valid.tracks(), metric=sel_metric, jobs=jobs, backend=backend)
-            notes.append(
-                f"per-source best chosen on split {select_split!r} by {sel_metric} SDR: "
-                + ", ".join(f"{stem}={name}" for stem, name in choice.items())
-            )
-        baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=rule_list)
+    folders = {name: EstimatesFolder(folder) if isinstance(folder, Path) else folder
+               for name, folder in request.upstreams.items()}
+    if folders:
+        choice = _choose_on_split(request, folders, notes) if request.select_split else None
+        baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=request.rules)
         systems = {**baselines, **systems}
-    for name, label in zip(checkpoints, _checkpoint_labels(checkpoints)):
-        systems[label] = checkpoint_system(name, data, split, cache_dir)
-    results = score_systems(refs, systems, tracks, metrics=metrics, jobs=jobs, backend=backend)
+    for name, label in zip(request.checkpoints, _checkpoint_labels(request.checkpoints)):
+        systems[label] = CheckpointEstimates(name, request.data, request.split, request.cache_dir)
+    results = score_systems(refs, systems, refs.tracks(), metrics=request.metrics, jobs=request.jobs,
+                            backend=request.backend)
+    if folders:
+        add_oracle_selection(results, list(folders), request.metrics[0], request.split)
     results.notes += notes
     return results
+
+
+def _choose_on_split(request: Request, folders: dict, notes: list[str]) -> dict[str, str]:
+    """The per-source best upstream, chosen on another split (the sound baseline)."""
+    assert request.select_split is not None
+    valid = MusdbSplit(request.data, request.select_split)
+    on_valid = {name: _on_split(source, request.select_split) for name, source in folders.items()}
+    metric = request.metrics[0]
+    choice, _ = select_per_source_best(valid, on_valid, valid.tracks(), metric=metric, jobs=request.jobs,
+                                       backend=request.backend)
+    notes.append(f"per-source best chosen on split {request.select_split!r} by {metric} SDR: "
+                 + ", ".join(f"{stem}={name}" for stem, name in choice.items()))
+    return choice
 
 
 def _checkpoint_labels(checkpoints: List[str]) -> list[str]:
@@ -184,23 +214,22 @@ def _checkpoint_labels(checkpoints: List[str]) -> list[str]:
 
 def _on_split(source, split: str):
     """The same upstream, reading another split (cache-backed sources know their split)."""
-    from .systems import UpstreamEstimates
-
     if isinstance(source, UpstreamEstimates):
         return UpstreamEstimates(source.spec, source.search, source.data, split, source.cache_dir, source.device)
     return source
 
 
-def _print_timing(results: Results) -> None:
+def _print_tables(results: Results) -> None:
+    from rich.console import Console
+
+    console = Console()
+    for table in rich_tables(results):
+        console.print(table)
+    for note in results.notes:
+        console.print(f"• {note}")
     s = results.seconds
     parts = [f"{k} SDR {s[k]:.1f} s" for k in ("global", "museval") if k in s]
     if "estimates" in s:
         parts.append(f"reading/ensembling {s['estimates']:.1f} s")
-    print(
-        f"scored {len(results.tracks)} tracks × {len(results.systems)} systems in {s.get('wall', 0):.1f} s wall "
-        f"(worker time: {', '.join(parts)})",
-        file=sys.stderr,
-    )
-
-
-eval_command.__doc__ = EXAMPLE
+    print(f"scored {len(results.tracks)} tracks × {len(results.systems)} systems in {s.get('wall', 0):.1f} s wall "
+          f"(worker time: {', '.join(parts)})", file=sys.stderr)

@@ -19,10 +19,15 @@ museval details reproduced here:
   silent in it (museval's ``_any_source_silent``: all samples sum to zero over channels);
 * estimates are zero-padded or truncated to the reference length;
 * frame values are aggregated with a NaN-ignoring median.
-The one deliberate difference: ``eps`` (default 1e-7, the MDX-challenge value) is added to
-numerator and denominator so that a perfect frame scores a large finite number instead of
-``inf``; pass ``eps=0`` for museval's exact ``inf``. For any frame with error energy well
-above 1e-7 the difference is far below 0.001 dB.
+Two deliberate differences:
+* ``eps`` (default 1e-7, the MDX-challenge value) is added to numerator and denominator so
+  that a perfect frame scores a large finite number instead of ``inf``; pass ``eps=0`` for
+  museval's exact values. It moves a frame's SDR by up to
+  ``10 log10(1 + eps / min(Σ s², Σ (s − ŝ)²))`` dB: nothing visible on loud frames, but a
+  tenth of a dB or more on quiet ones (frame energies of a few 1e-6, e.g. a fading stem).
+* an estimate that is silent for the whole track is scored (0 dB where its reference
+  sounds) instead of refused, and does not blank the other stems (see ``framewise_sdr``);
+  the scoring run reports every such estimate in its notes.
 """
 
 from __future__ import annotations
@@ -107,22 +112,47 @@ def _frames(x: np.ndarray, window: int, hop: int) -> np.ndarray:
 
 
 def _frame_stats(ref: np.ndarray, est: np.ndarray, window: int, hop: int, chunk: int = 8) -> tuple[np.ndarray, ...]:
-    """Per frame: Σ s², Σ (s − ŝ)², and whether reference or estimate is silent.
+    """Per frame: Σ s², Σ (s − ŝ)², whether the reference is silent, whether the estimate is.
 
     Frames are processed a few at a time in float64 so temporaries stay small. Silence is
     museval's ``_any_source_silent``: every sample sums to zero across channels.
     """
     rf, ef = _frames(ref, window, hop), _frames(est, window, hop)
     count = rf.shape[0]
-    num, den, silent = np.empty(count), np.empty(count), np.empty(count, dtype=bool)
+    num, den = np.empty(count), np.empty(count)
+    ref_silent, est_silent = np.empty(count, dtype=bool), np.empty(count, dtype=bool)
     for a in range(0, count, chunk):
         r = rf[a : a + chunk].astype(np.float64)
         e = ef[a : a + chunk].astype(np.float64)
-        silent[a : a + chunk] = np.all(r.sum(axis=2) == 0, axis=1) | np.all(e.sum(axis=2) == 0, axis=1)
+        ref_silent[a : a + chunk] = np.all(r.sum(axis=2) == 0, axis=1)
+        est_silent[a : a + chunk] = np.all(e.sum(axis=2) == 0, axis=1)
         num[a : a + chunk] = np.einsum("tnc,tnc->t", r, r)
         e -= r
         den[a : a + chunk] = np.einsum("tnc,tnc->t", e, e)
-    return num, den, silent
+    return num, den, ref_silent, est_silent
+
+
+def _silent_everywhere(x: np.ndarray, window: int, hop: int) -> bool:
+    """museval's silence (all samples sum to zero over channels) in every frame."""
+    return bool(np.all(_frames(x, window, hop).sum(axis=-1) == 0))
+
+
+def silent_estimates(
+    references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], window: int = WINDOW, hop: int = HOP
+) -> list[str]:
+    """Stems whose estimate is silent in every frame while the reference is not.
+
+    museval refuses such a track, and with its rule every frame of every stem would be
+    NaN, dropping the track from all medians; :func:`framewise_sdr` scores it instead.
+    """
+    out = []
+    for s in references:
+        if s in estimates:
+            ref = _as_2d(references[s])
+            if _silent_everywhere(match_length(ref, _as_2d(estimates[s])), window, hop):
+                if not _silent_everywhere(ref, window, hop):
+                    out.append(s)
+    return out
 
 
 def framewise_sdr(
@@ -136,7 +166,10 @@ def framewise_sdr(
 
     The stems are evaluated jointly, like ``museval.eval_mus_track`` does for the targets a
     system returns: a frame where any of them (reference or estimate) is silent is NaN for
-    all. Returns ``{stem: array of n_frames}``.
+    all. One exception: an estimate silent for the *whole* track (see
+    :func:`silent_estimates`) does not blank the other stems, and its own frames get the
+    value the formula gives a silent estimate, 10 log10((Σ s² + eps) / (Σ s² + eps)) = 0 dB,
+    where its reference sounds. Returns ``{stem: array of n_frames}``.
     """
     stems = [s for s in references if s in estimates]
     if not stems:
@@ -146,8 +179,9 @@ def framewise_sdr(
     silent = np.zeros(n_frames(refs[0].shape[0], window, hop), dtype=bool)
     out: dict[str, np.ndarray] = {}
     for s, r, e in zip(stems, refs, ests):
-        num, den, quiet = _frame_stats(r, e, window, hop)
-        silent |= quiet
+        num, den, ref_quiet, est_quiet = _frame_stats(r, e, window, hop)
+        whole_track_silent = est_quiet.all() and not ref_quiet.all()
+        silent |= ref_quiet if whole_track_silent else ref_quiet | est_quiet
         with np.errstate(divide="ignore"):
             out[s] = 10.0 * np.log10((num + eps) / (den + eps))
     for s in stems:

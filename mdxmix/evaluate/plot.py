@@ -10,8 +10,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .report import METRIC_TITLES, Results
 from ..stems import STEMS
+from .dataset import EvaluationError
+from .report import METRIC_TITLES, Results
+
+# Figure size in inches: one panel per stem, one row per system.
+PANEL_WIDTH, ROW_HEIGHT, MARGIN_HEIGHT = 3.2, 0.35, 2.2
+DPI = 110
 
 
 def _mpl_at_least(matplotlib, major: int, minor: int) -> bool:
@@ -27,8 +32,6 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
     try:
         import matplotlib
     except ImportError:
-        from .dataset import EvaluationError
-
         raise EvaluationError("plotting needs matplotlib (pip install 'mdxmix[eval]')") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -36,7 +39,8 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
     if metric is None:
         metric = "museval" if "museval" in results.metrics else results.metrics[0]
     systems = results.systems
-    fig, axes = plt.subplots(1, len(STEMS), figsize=(3.2 * len(STEMS), 0.35 * len(systems) + 2.2), sharey=True, squeeze=False)
+    size = (PANEL_WIDTH * len(STEMS), ROW_HEIGHT * len(systems) + MARGIN_HEIGHT)
+    fig, axes = plt.subplots(1, len(STEMS), figsize=size, sharey=True, squeeze=False)
     for ax, stem in zip(axes[0], STEMS):
         data = [[v for v in results.values(s, stem, metric) if math.isfinite(v)] for s in systems]
         positions = [i for i, d in enumerate(data) if d]
@@ -53,6 +57,6 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .metrics import track_mean, track_median
 from ..stems import STEMS
+from .metrics import track_mean, track_median
 
 METRICS: tuple[str, ...] = ("museval", "global")
 METRIC_TITLES: dict[str, str] = {
@@ -82,10 +82,15 @@ class Results:
 
 
 def best_per_column(summary: dict[str, dict[str, float]]) -> dict[str, set[str]]:
-    """For each column, the systems holding the highest value (ties: all of them)."""
+    """For each column, the systems holding the highest value (ties: all of them).
+
+    The average competes only among systems with all four stems: a vocals-only upstream's
+    "average" is its vocals score and says nothing about separating a whole song.
+    """
     best: dict[str, set[str]] = {}
     for col in COLUMNS:
-        vals = {sys: row[col] for sys, row in summary.items() if col in row and not math.isnan(row[col])}
+        rows = {sys: row for sys, row in summary.items() if col != "average" or all(s in row for s in STEMS)}
+        vals = {sys: row[col] for sys, row in rows.items() if col in row and not math.isnan(row[col])}
         if vals:
             top = max(vals.values())
             best[col] = {sys for sys, v in vals.items() if v == top}
@@ -104,7 +109,8 @@ def _caption(results: Results) -> str | None:
     missing = results.incomplete_systems()
     if not missing:
         return None
-    return "– = stem not produced; the average of " + ", ".join(missing) + " is over its other stems only."
+    return ("– = stem not produced; the average of " + ", ".join(missing)
+            + " is over its other stems only and is not ranked against four-stem systems.")
 
 
 def rich_tables(results: Results) -> list:

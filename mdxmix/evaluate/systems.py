@@ -34,7 +34,8 @@ class CheckpointEstimates:
     """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
 
     def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu") -> None:
-        self.checkpoint, self.data, self.split, self.cache_dir, self.device = checkpoint, Path(data), split, cache_dir, device
+        self.checkpoint, self.data, self.split = checkpoint, Path(data), split
+        self.cache_dir, self.device = cache_dir, device
         self._separator = None
 
     def __getstate__(self) -> dict:
@@ -57,7 +58,8 @@ class UpstreamEstimates:
 
     def __init__(self, spec: UpstreamSpec, search: list[Path], data: Path, split: str, cache_dir: Path | None,
                  device: str = "cpu") -> None:
-        self.spec, self.search, self.data, self.split, self.cache_dir, self.device = spec, search, Path(data), split, cache_dir, device
+        self.spec, self.search, self.data, self.split = spec, search, Path(data), split
+        self.cache_dir, self.device = cache_dir, device
         self._upstream = None
 
     def __getstate__(self) -> dict:

@@ -8,7 +8,7 @@ from torch import nn
 
 from .agnostic import AgnosticConfig, AgnosticMixer, BoundAgnosticMixer, Layout
 from .conv1x1 import Conv1x1Config, Conv1x1Mixer
-from .mdx_mixer import MDXMixer, MDXMixerConfig, apply_weights, fold
+from .mdx_mixer import PRESETS, MDXMixer, MDXMixerConfig, apply_weights, describe_preset, fold
 
 Mixer = Union[MDXMixer, Conv1x1Mixer, AgnosticMixer]
 
@@ -38,7 +38,9 @@ __all__ = [
     "MDXMixerConfig",
     "MIXER_KINDS",
     "Mixer",
+    "PRESETS",
     "apply_weights",
     "build_mixer",
+    "describe_preset",
     "fold",
 ]

@@ -19,7 +19,7 @@ class Conv1x1Config:
 
     def __post_init__(self) -> None:
         if self.in_channels < 2:
-            raise ValueError("in_channels must be at least 2 (the stereo mixture)")
+            raise ValueError("in_channels must be at least 2 (one stereo signal)")
         if self.segment % 4:
             raise ValueError("segment T must be divisible by 4 (inference hop is T/4)")
 
@@ -49,3 +49,8 @@ class Conv1x1Mixer(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         weights = self.estimate_weights(x)
         return apply_weights(x, weights), weights
+
+    def set_time_invariant_weights(self, weights: Tensor) -> None:
+        """Set the one W (an initialisation, e.g. the average of the upstreams)."""
+        with torch.no_grad():
+            self.weight.copy_(weights)

@@ -29,6 +29,26 @@ from torch import Tensor, nn
 
 from ..stems import OUTPUT_CHANNELS
 
+#: The named sizes, the one table of them. `paper` is §4.2 (T=2^18, F=2^7, N=8, p=0,
+#: D_T=T/F, D_C=(2+C)F: 172,536,992 parameters for 2+C=20). `small` is CPU-sized
+#: (T=2^16, 1.5 s). `tiny` is the bundled default's size (T=2^15, 0.74 s): about
+#: 1 GFLOP per segment for 2+C=20, so a 3-minute song's mixer stage takes well under a
+#: minute on two CPU cores, leaving the rest of a real-time budget to the upstreams.
+PRESETS: dict[str, dict] = {
+    "tiny": dict(segment=2**15, folds=2**5, layers=2, dropout=0.0, token_hidden=64, channel_hidden=128),
+    "small": dict(segment=2**16, folds=2**6, layers=4, dropout=0.0, token_hidden=256, channel_hidden=256),
+    "paper": dict(segment=2**18, folds=2**7, layers=8, dropout=0.0),
+}
+
+
+def describe_preset(name: str) -> str:
+    """'T=2^15, F=2^5, N=2, D_T=64, D_C=128' for help texts (D_T/D_C default to T/F and (2+C)F)."""
+    p = PRESETS[name]
+    d_t = p.get("token_hidden") or "T/F"
+    d_c = p.get("channel_hidden") or "(2+C)F"
+    return (f"T=2^{p['segment'].bit_length() - 1}, F=2^{p['folds'].bit_length() - 1}, N={p['layers']}, "
+            f"D_T={d_t}, D_C={d_c}")
+
 
 @dataclass(frozen=True)
 class MDXMixerConfig:
@@ -45,7 +65,7 @@ class MDXMixerConfig:
 
     def __post_init__(self) -> None:
         if self.in_channels < 2:
-            raise ValueError("in_channels must be at least 2 (the stereo mixture)")
+            raise ValueError("in_channels must be at least 2 (one stereo signal)")
         if self.folds < 1 or self.segment % self.folds:
             raise ValueError(f"segment T={self.segment} must be divisible by folds F={self.folds}")
         if self.segment % 4:
@@ -72,26 +92,11 @@ class MDXMixerConfig:
         return self.channel_hidden or self.features
 
     @classmethod
-    def paper(cls, in_channels: int, **overrides) -> "MDXMixerConfig":
-        """The paper's setting: T=2^18, F=2^7, N=8, p=0, D_T=T/F, D_C=(2+C)F."""
-        base = dict(segment=2**18, folds=2**7, layers=8, dropout=0.0)
-        return cls(in_channels=in_channels, **{**base, **overrides})
-
-    @classmethod
-    def small(cls, in_channels: int, **overrides) -> "MDXMixerConfig":
-        """A CPU-sized setting: T=2^16 (1.5 s), F=2^6, N=4, D_T=256, D_C=256."""
-        base = dict(segment=2**16, folds=2**6, layers=4, dropout=0.0, token_hidden=256, channel_hidden=256)
-        return cls(in_channels=in_channels, **{**base, **overrides})
-
-    @classmethod
-    def tiny(cls, in_channels: int, **overrides) -> "MDXMixerConfig":
-        """The bundled default's size: T=2^15 (0.74 s), F=2^5, N=2, D_T=64, D_C=128.
-
-        About 1 GFLOP per segment for 2+C=20, so a 3-minute song's mixer stage takes well
-        under a minute on two CPU cores, leaving the rest of a real-time budget to the upstreams.
-        """
-        base = dict(segment=2**15, folds=2**5, layers=2, dropout=0.0, token_hidden=64, channel_hidden=128)
-        return cls(in_channels=in_channels, **{**base, **overrides})
+    def preset(cls, name: str, in_channels: int, **overrides) -> "MDXMixerConfig":
+        """A named size from `PRESETS`, with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; use {', '.join(PRESETS)}")
+        return cls(in_channels=in_channels, **{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,8 +140,14 @@ def fold(x: Tensor, folds: int) -> Tensor:
 
 
 def apply_weights(x: Tensor, weights: Tensor) -> Tensor:
-    """Y_k = X_k W_k for a batch: (B, Cin, T) and (B, Cin, Cout) → (B, Cout, T)."""
-    return torch.einsum("bct,bco->bot", x, weights.to(x.dtype))
+    """Y_k = X_k W_k for a batch: (B, Cin, T) and (B, Cin, Cout) → (B, Cout, T), always in float32.
+
+    The product runs outside any autocast region: in bfloat16 it would cost about 50 dB
+    of precision on the output (the weights may be estimated in low precision, the mix not),
+    in training and at inference alike.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.einsum("bct,bco->bot", x.float(), weights.float())
 
 
 class MDXMixer(nn.Module):
@@ -174,3 +185,8 @@ class MDXMixer(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         weights = self.estimate_weights(x)
         return apply_weights(x, weights), weights
+
+    def set_time_invariant_weights(self, weights: Tensor) -> None:
+        """Make the mixer output X·W for every segment: the head's bias is W (its weight starts at zero)."""
+        with torch.no_grad():
+            self.head.bias.copy_(weights.flatten())

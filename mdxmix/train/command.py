@@ -9,7 +9,12 @@ from typing import Optional
 
 import typer
 
-from .trainer import TrainConfig, train
+from ..mixer import PRESETS, describe_preset
+from .config import TrainConfig
+from .trainer import train
+
+D = TrainConfig.default
+PRESET_HELP = "; ".join(f"{name}: {describe_preset(name)}" for name in PRESETS)
 
 EPILOG = """Examples:
 
@@ -31,45 +36,47 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="Dataset root in MUSDB18-HQ layout: ROOT/{train,valid,test}/SONG/{mixture,drums,bass,other,vocals}.wav."),
     upstream: list[str] = typer.Option([], "--upstream", "-u", help="FAMILY:MODEL[:stem+stem], repeatable, in channel order (demucs:htdemucs, demucs-file:PATH:vocals). None: mix the mixture alone (the paper's C=0 condition)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: best.safetensors (lowest validation loss), state.safetensors (resume), log.jsonl."),
-    kind: str = typer.Option("mdx_mixer", "--kind", help="mdx_mixer (time-varying W_k) or conv1x1 (one W)."),
-    preset: str = typer.Option("small", "--preset", help="MDX-Mixer size: tiny (T=2^15, F=2^5, N=2, D_T=64, D_C=128; the bundled default), small (T=2^16, F=2^6, N=4, D_T=D_C=256) or paper (T=2^18, F=2^7, N=8, D_T=T/F, D_C=(2+C)F)."),
+    kind: str = typer.Option(D("kind"), "--kind", help="mdx_mixer (time-varying W_k) or conv1x1 (one W)."),
+    preset: str = typer.Option(D("preset"), "--preset", help=f"Mixer size ({PRESET_HELP}; tiny is the bundled default's). The 1x1 conv takes only its T."),
     segment: Optional[int] = typer.Option(None, "--segment", help="T, samples per segment (power of two); overrides the preset."),
     folds: Optional[int] = typer.Option(None, "--folds", help="F, the folding factor; overrides the preset."),
     layers: Optional[int] = typer.Option(None, "--layers", help="N, MLP-Mixer layers; overrides the preset."),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="p, dropout inside the MLPs (paper: 0 or 0.2)."),
     token_hidden: Optional[int] = typer.Option(None, "--token-hidden", help="D_T, hidden size of the token-mixing MLP."),
     channel_hidden: Optional[int] = typer.Option(None, "--channel-hidden", help="D_C, hidden size of the channel-mixing MLP."),
-    epochs: int = typer.Option(100, "--epochs", min=1, help="Epochs (paper: 50 for conv1x1, 100 for MDX-Mixer)."),
-    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Segments per device per step (paper: 4 per GPU)."),
-    lr: float = typer.Option(3e-4, "--lr", help="Adam learning rate (paper: 3e-4)."),
-    shift: int = typer.Option(2**15, "--shift", min=1, help="Samples between training segments (paper: 2^15)."),
+    epochs: int = typer.Option(D("epochs"), "--epochs", min=1, help="Epochs (paper: 50 for conv1x1, 100 for MDX-Mixer)."),
+    batch_size: int = typer.Option(D("batch_size"), "--batch-size", min=1, help="Segments per device per step (paper: 4 per GPU)."),
+    lr: float = typer.Option(D("lr"), "--lr", help="Adam learning rate (paper: 3e-4)."),
+    shift: int = typer.Option(D("shift"), "--shift", min=1, help="Samples between training segments (paper: 2^15)."),
     steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", min=1, help="Cap steps per epoch (a fresh random subset each epoch)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for initialisation and segment order."),
-    train_split: str = typer.Option("train", "--train-split", help="Split the mixer trains on."),
-    valid_split: str = typer.Option("valid", "--valid-split", help="Split whose whole songs pick the best epoch."),
-    val_hop: str = typer.Option("segment", "--val-hop", help="Validation hop: 'segment' (T, 4x faster) or 'quarter' (T/4, as inference)."),
-    init: str = typer.Option("average", "--init", help="Start W at the average of the upstream estimates of each stem ('average') or at zero."),
+    seed: int = typer.Option(D("seed"), "--seed", help="Seed for initialisation and segment order."),
+    train_split: str = typer.Option(D("train_split"), "--train-split", help="Split the mixer trains on."),
+    valid_split: str = typer.Option(D("valid_split"), "--valid-split", help="Split whose whole songs pick the best epoch (MUSDB18-HQ without valid/: its standard 14 validation songs, which then leave train)."),
+    val_hop: str = typer.Option(D("val_hop"), "--val-hop", help="Validation hop: 'segment' (T, 4x faster) or 'quarter' (T/4, as inference)."),
+    init: str = typer.Option(D("init"), "--init", help="Start W at the average of the upstream estimates of each stem ('average') or at zero."),
     upstream_trained_on: list[str] = typer.Option([], "--upstream-trained-on", help="A split or a file of song names an upstream was trained on; overlaps with the mixer-training songs are warned about. Repeatable."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache (default: $MDXMIX_CACHE or ~/.cache/mdxmix/stems)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (under torchrun: one process per GPU)."),
-    amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast on GPU."),
-    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
-    half: bool = typer.Option(False, "--half", help="Store the checkpoint's weights in float16."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch."),
+    device: str = typer.Option(D("device"), "--device", help="auto, cpu, cuda or mps (under torchrun: one process per GPU)."),
+    amp: bool = typer.Option(D("amp"), "--amp", help="bfloat16 autocast of the weight estimation on GPU (Y = X·W stays float32)."),
+    mixture: bool = typer.Option(D("mixture"), "--mixture/--no-mixture", help="Put the mixture into X (default), or mix the upstream stems alone (the paper's Table 6 condition)."),
+    workers: int = typer.Option(D("workers"), "--workers", min=0, help="DataLoader worker processes."),
+    half: bool = typer.Option(D("half"), "--half", help="Store the checkpoint's weights in float16."),
+    resume: bool = typer.Option(D("resume"), "--resume", help="Continue the run in --out from its last finished epoch."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per epoch on stdout, and a JSON summary at the end."),
 ) -> None:
     """Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."""
     cfg = TrainConfig(
         data=data, out=out, upstreams=list(upstream), kind=kind, preset=preset, segment=segment, folds=folds, layers=layers,
-        dropout=dropout, token_hidden=token_hidden, channel_hidden=channel_hidden, epochs=epochs, batch_size=batch_size,
+        dropout=dropout, token_hidden=token_hidden, channel_hidden=channel_hidden, mixture=mixture, epochs=epochs,
+        batch_size=batch_size,
         lr=lr, shift=shift, seed=seed, train_split=train_split, valid_split=valid_split, steps_per_epoch=steps_per_epoch,
         cache_dir=cache_dir, device=device, amp=amp, workers=workers, resume=resume, init=init,
         upstream_trained_on=list(upstream_trained_on), val_hop=val_hop, half=half, json_log=as_json,
     )
     summary = train(cfg)
-    if not summary["main"]:
+    if not summary.main:
         return  # under torchrun only rank 0 reports
     if as_json:
-        print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "main")}), flush=True)
+        print(json.dumps(summary.report()), flush=True)
     else:
-        print(f"best checkpoint: {summary['best']} (epoch {summary['best_epoch']}, valid L1 {summary['best_loss']:.5f})", file=sys.stderr)
+        print(f"best checkpoint: {summary.best} (epoch {summary.best_epoch}, valid L1 {summary.best_loss:.5f})", file=sys.stderr)

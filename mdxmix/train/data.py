@@ -33,12 +33,14 @@ class PreparedSong:
     frames: int
     normalizer: Normalizer
     upstream_rows: list[np.ndarray]  # one (2, N) float16 array per upstream channel pair, in X's order
+    mixture: bool = True  # whether X starts with the mixture (False: the paper's Table 6 condition)
 
     def read_input(self, start: int, stop: int) -> Tensor:
-        """Normalised X (2+C, n) for samples [start, stop): mixture, then the cached upstream stems."""
-        mixture = _read(self.folder / "mixture.wav", start, stop)
+        """Normalised X (2+C or C, n) for samples [start, stop): the mixture, then the cached upstream stems."""
         rows = [torch.from_numpy(np.asarray(r[:, start:stop], dtype=np.float32)) for r in self.upstream_rows]
-        return self.normalizer.forward(torch.cat([mixture, *rows]) if rows else mixture)
+        if self.mixture:
+            rows.insert(0, _read(self.folder / "mixture.wav", start, stop))
+        return self.normalizer.forward(torch.cat(rows) if len(rows) > 1 else rows[0])
 
     def read_target(self, start: int, stop: int) -> Tensor:
         """Normalised target Y (8, n): the four reference stems."""
@@ -57,11 +59,12 @@ def _read(path: Path, start: int, stop: int) -> Tensor:
 
 def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstream: Callable[[int], Upstream],
                   cache: StemCache, *, on_song: Callable[[str, bool], None] | None = None,
-                  songs: list[str] | None = None) -> list[PreparedSong]:
+                  songs: list[str] | None = None, include_mixture: bool = True) -> list[PreparedSong]:
     """Hash, normalise and cache the upstream stems of every song of a split.
 
     `load_upstream(i)` is called only on a cache miss, so a fully cached dataset never
     loads (or needs) the upstream models. `on_song(name, computed)` reports each song.
+    `include_mixture=False` leaves the mixture out of X (it still sets the normalisation).
     """
     split_reader = MusdbSplit(root, split)
     prepared = []
@@ -84,7 +87,7 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
             if missing:
                 raise UserError(f"cached stems of {spec.id} lack {missing}")
             rows += [stems[s] for s in spec.stems]
-        prepared.append(PreparedSong(name, folder, mixture.shape[-1], Normalizer.of(mixture), rows))
+        prepared.append(PreparedSong(name, folder, mixture.shape[-1], Normalizer.of(mixture), rows, mixture=include_mixture))
         if on_song is not None:
             on_song(name, computed)
     return prepared

@@ -58,9 +58,9 @@ class UpstreamSpec:
         return cls(**data)
 
 
-def channel_names(specs: list[UpstreamSpec]) -> list[str]:
-    """Names of the 2+C input channels of X, in order: the mixture, then every upstream stem."""
-    names = ["mixture.L", "mixture.R"]
+def channel_names(specs: list[UpstreamSpec], mixture: bool = True) -> list[str]:
+    """Names of the input channels of X, in order: the mixture (unless left out), then every upstream stem."""
+    names = ["mixture.L", "mixture.R"] if mixture else []
     for spec in specs:
         for stem in spec.stems:
             names += [f"{spec.id}/{stem}.L", f"{spec.id}/{stem}.R"]

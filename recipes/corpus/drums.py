@@ -17,10 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
-
 from fluid import SR, Note, synth_for
 from music import GM_DRUM, Hit
+from scipy.signal import resample_poly
 
 ROLE_PATTERNS: list[tuple[str, str]] = [
     ("kick", r"kick|bass ?drum|bassdrum"),

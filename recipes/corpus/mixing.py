@@ -11,9 +11,8 @@ and ``mixture = drums + bass + other + vocals`` holds exactly.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter, oaconvolve, sosfilt
-
 from fluid import SR
+from scipy.signal import lfilter, oaconvolve, sosfilt
 
 STEMS = ("drums", "bass", "other", "vocals")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from fluid import Note
 
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
@@ -223,7 +222,7 @@ class SongBuilder:
         seventh = bool(rng.random() < (0.6 if self.style in ("funk", "shuffle") else 0.2))
         self.chords: list[list[int]] = []
         self.bar_section: list[str] = []
-        for name, b, nb in bars:
+        for name, _b, nb in bars:
             prog = progs[name]
             for i in range(nb):
                 deg = prog[i % len(prog)]
@@ -454,7 +453,7 @@ class SongBuilder:
             syl_list = [(w_i, s_i, syl) for w_i, w in enumerate(words) for s_i, syl in
                         enumerate(w)][:n_syl]
             song.lyrics.append(" ".join("".join(w) for w in words))
-            for k, (st, (w_i, s_i, syl)) in enumerate(zip(pos, syl_list)):
+            for k, (st, (w_i, s_i, _syl)) in enumerate(zip(pos, syl_list)):
                 end = pos[k + 1] if k + 1 < n_syl else min(st + 8, 30)
                 ln = max(1, end - st)
                 bar_k = b + int(st // 16)

@@ -24,7 +24,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
 
 import numpy as np
 
@@ -33,8 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sources  # noqa: E402
 from drums import render_hydrogen, render_sf_kit  # noqa: E402
 from fluid import SR, synth_for  # noqa: E402
-from mixing import (STEMS, active_rms, add_reverb, automation, balance, compress,  # noqa: E402
-                    eq, finish, pan_mono, reverb_ir, width)
+from mixing import STEMS, active_rms, add_reverb, automation, balance, compress, eq, finish, pan_mono, reverb_ir, width  # noqa: E402
 from music import Song, make_song  # noqa: E402
 from vocals import sing_espeak, sing_festival  # noqa: E402
 from wavio import write_float32  # noqa: E402

@@ -21,10 +21,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
-
 from fluid import SR
 from music import Syllable
+from scipy.signal import resample_poly
 
 _FLATS = ["C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B"]
 
