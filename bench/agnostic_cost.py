@@ -60,10 +60,10 @@ def main() -> None:
     parser.add_argument("--no-time", action="store_true", help="FLOPs only")
     args = parser.parse_args()
     torch.manual_seed(0)
-    agnostic = AgnosticMixer(AgnosticConfig.tiny()).eval()
+    agnostic = AgnosticMixer(AgnosticConfig.preset("tiny")).eval()
     for name, layout in LAYOUTS.items():
         channels = layout_channels(layout)
-        mdx = MDXMixer(MDXMixerConfig.tiny(channels)).eval()
+        mdx = MDXMixer(MDXMixerConfig.preset("tiny", channels)).eval()
         bound = agnostic.bind(layout)
         row = {"layout": name, "channels": channels, "agnostic_mflop": round(flops(bound, channels) / 1e6),
                "mdx_tiny_mflop": round(flops(mdx, channels) / 1e6)}

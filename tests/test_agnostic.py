@@ -116,11 +116,11 @@ def _flops(model, x, *args) -> int:
 
 
 def test_cost_per_segment_is_below_the_tiny_mdx_mixer_for_the_same_upstreams():
-    agnostic = AgnosticMixer(AgnosticConfig.tiny())
+    agnostic = AgnosticMixer(AgnosticConfig.preset("tiny"))
     layouts = {**LAYOUTS, "bundled default": (STEMS, STEMS, ("vocals",))}
     for name, layout in layouts.items():
         channels = layout_channels(layout)
         x = torch.zeros(1, channels, 2**15)
-        mdx = MDXMixer(MDXMixerConfig.tiny(channels))
+        mdx = MDXMixer(MDXMixerConfig.preset("tiny", channels))
         ours, theirs = _flops(agnostic, x, layout), _flops(mdx, x)
         assert ours < theirs, f"{name}: {ours / 1e6:.0f} MFLOP vs tiny MDX-Mixer {theirs / 1e6:.0f}"

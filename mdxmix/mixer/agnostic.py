@@ -51,10 +51,17 @@ Layout = tuple[tuple[str, ...], ...]
 
 SLOTS: tuple[str, ...] = ("mixture",) + STEMS  # a slot per stem, the mixture first
 
+AGNOSTIC_PRESETS: dict[str, dict] = {
+    # Sized so that for any layout of one to four upstreams it does fewer multiply-adds per
+    # segment than the tiny MDX-Mixer over the same layout (tests/test_agnostic.py, bench/agnostic_cost.py).
+    "tiny": dict(segment=2**15, folds=2**6, layers=2, width=96, token_hidden=64, channel_hidden=128),
+    "small": dict(segment=2**16, folds=2**7, layers=4, width=192, token_hidden=256, channel_hidden=256),
+}
+
 
 @dataclass(frozen=True)
 class AgnosticConfig:
-    """Sizes of the upstream-agnostic estimator; `tiny` is the CPU size used for the bundled mixers."""
+    """Sizes of the upstream-agnostic estimator (defaults: the `tiny` preset)."""
 
     segment: int = 2**15  # T
     folds: int = 2**6  # F
@@ -85,18 +92,11 @@ class AgnosticConfig:
         return self.segment // self.folds
 
     @classmethod
-    def tiny(cls, **overrides) -> "AgnosticConfig":
-        """T=2^15, F=2^6, N=2, d=96, D_T=64, D_C=128.
-
-        Sized so that for any layout of one to four upstreams it does fewer multiply-adds per
-        segment than the tiny MDX-Mixer over the same layout (`bench/agnostic_cost.py`).
-        """
-        return cls(**{**dict(segment=2**15, folds=2**6, layers=2, width=96, token_hidden=64, channel_hidden=128), **overrides})
-
-    @classmethod
-    def small(cls, **overrides) -> "AgnosticConfig":
-        """T=2^16, F=2^7, N=4, d=192, D_T=D_C=256."""
-        return cls(**{**dict(segment=2**16, folds=2**7, layers=4, width=192, token_hidden=256, channel_hidden=256), **overrides})
+    def preset(cls, name: str, **overrides) -> "AgnosticConfig":
+        """A named size from `AGNOSTIC_PRESETS`, with any field overridden."""
+        if name not in AGNOSTIC_PRESETS:
+            raise ValueError(f"unknown preset {name!r} for the agnostic mixer; use {', '.join(AGNOSTIC_PRESETS)}")
+        return cls(**{**AGNOSTIC_PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
