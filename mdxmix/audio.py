@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def read_audio(source: str | Path) -> tuple[Tensor, AudioInfo]:
         raise AudioError(f"{source}: not a readable audio file ({first_line(exc)})") from exc
     if frames.shape[0] == 0:
         raise AudioError(f"{source}: contains no audio samples")
+    check_finite(frames, str(source))
     return to_stereo(torch.from_numpy(np.ascontiguousarray(frames.T)), str(source)), info
 
 
@@ -80,8 +82,41 @@ def resample(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(out.T))
 
 
-def output_subtype(info: AudioInfo | None) -> str:
-    """Keep 24-bit and float precision of the input; default to 16-bit PCM."""
-    if info is not None and info.subtype in ("PCM_24", "PCM_32", "FLOAT", "DOUBLE"):
-        return "FLOAT" if info.subtype == "DOUBLE" else info.subtype
-    return "PCM_16"
+def check_finite(samples: np.ndarray | Tensor, name: str) -> None:
+    """Refuse NaN and infinite samples (a broken float file): separators turn them into garbage or crash."""
+    finite = bool(torch.isfinite(samples).all()) if isinstance(samples, Tensor) else bool(np.isfinite(samples).all())
+    if not finite:
+        raise AudioError(f"{name}: contains NaN or infinite samples; repair or re-export the file")
+
+
+def resample_chunks(chunks: Iterable[np.ndarray], from_rate: int, to_rate: int, *, frames: int) -> Iterator[np.ndarray]:
+    """(C, n) float32 chunks at `from_rate` → (C, m) chunks at `to_rate`, `frames` in all.
+
+    The one streaming resampler: libsoxr keeps its filter state across chunks, so the
+    result equals resampling the whole signal, without holding it. The total is trimmed
+    or zero-padded to exactly `frames` (the input's length at `to_rate`).
+    """
+    stream: soxr.ResampleStream | None = None
+    position, channels = 0, 2
+
+    def take(block: np.ndarray) -> np.ndarray:
+        nonlocal position
+        block = block[:, : max(0, frames - position)]
+        position += block.shape[1]
+        return block
+
+    for chunk in chunks:
+        channels = chunk.shape[0]
+        if from_rate != to_rate:
+            if stream is None:
+                stream = soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="HQ")
+            chunk = stream.resample_chunk(np.ascontiguousarray(chunk.T, dtype=np.float32), last=False).T
+        block = take(chunk)
+        if block.shape[1]:
+            yield block
+    if stream is not None:
+        block = take(stream.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True).T)
+        if block.shape[1]:
+            yield block
+    if position < frames:
+        yield np.zeros((channels, frames - position), dtype=np.float32)

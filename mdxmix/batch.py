@@ -1,4 +1,9 @@
-"""Separating many songs with one loaded model: outputs, skipping, failures, parallel jobs."""
+"""Separating many songs with one loaded model: outputs, skipping, failures, parallel jobs.
+
+A song's failure of any kind (a user error, a full disk, a bug) becomes that song's failed
+result — one line, one JSON record — and the batch goes on. Only an interrupt (Ctrl-C,
+SIGTERM, SIGHUP) stops the batch, after every running song has removed its temporaries.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
+from torch import Tensor
 
-from .audio import output_subtype, read_audio
-from .errors import UsageError, UserError
+from .atomic import sweep_stale, write_text
+from .audio import AudioInfo, read_audio, resample, resample_chunks
+from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
-from .outputs import OutputFormat, StemSink, output_path
-from .pipeline import Separator
-from .stems import STEMS
+from .naming import MARKER_TEXT, OUTPUT_MARKER, output_path
+from .outputs import OutputFormat, SongOutput
+from .pipeline import SeparationReport, Separator
+from .stems import SAMPLE_RATE, STEMS
 
 
 @dataclass(frozen=True)
@@ -70,46 +78,92 @@ class Result:
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: SongOutput, *,
+               progress: Callable[[int, int], None] | None = None) -> SeparationReport:
+    """Stream the stems of a (2, N) input into `output` at the input's rate and length, then commit.
+
+    Names in `output` are stems, or `no_<stem>` for the input minus that stem (computed at
+    the input's rate, so the pair adds back to the input). Nothing is committed unless the
+    whole song went through; an interrupt stops it at the next block.
+    """
+    rate, frames = info.sample_rate, audio.shape[-1]
+    reports: list[SeparationReport] = []
+    position = 0
+    try:
+        mixture = resample(audio, rate, SAMPLE_RATE)
+        chunks = (chunk.numpy() for chunk in separator.stream(mixture, on_progress=progress, on_report=reports.append))
+        for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
+            INTERRUPT.check()
+            for name in output.destinations:
+                stem = name[3:] if name.startswith("no_") else name
+                index = STEMS.index(stem)
+                data = block[2 * index : 2 * index + 2]
+                if name.startswith("no_"):
+                    data = audio[:, position : position + block.shape[1]].numpy() - data
+                output.write(name, data)
+            position += block.shape[1]
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
+    return reports[0] if reports else SeparationReport(frames=0, upstream_runs=0)
+
+
 def separate_song(separator: Separator, song: Song, plan: OutputPlan, *, stream: BinaryIO | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Result:
-    """One song, start to finish; user errors become a failed Result, never an exception."""
+    """One song, start to finish: any error becomes a failed Result; only an interrupt propagates."""
     started = time.perf_counter()
-    fmt_ext = plan.fmt.ext
-    base = plan.out / separator.name
+    elapsed = lambda: round(time.perf_counter() - started, 3)  # noqa: E731
     try:
-        paths = {name: output_path(base, plan.template, track=song.track, stem=name, ext=fmt_ext, checkpoint=separator.name)
+        INTERRUPT.check()
+        paths = {name: output_path(plan.out, plan.template, folder=separator.name, track=song.track, stem=name,
+                                   ext=plan.fmt.ext, checkpoint=separator.name)
                  for name in plan.names} if plan.stdout is None else {}
-        if paths and not plan.overwrite and all(p.exists() for p in paths.values()):
+        if paths and not plan.overwrite and all(_exists(p) for p in paths.values()):
             return Result(song.source, "skipped", {k: str(v) for k, v in paths.items()})
         audio, info = read_audio(song.source)
-        fmt = plan.fmt
-        if fmt.subtype == "auto":
-            keep = output_subtype(info)
-            fmt = OutputFormat(fmt.container, "PCM_24" if fmt.container == "FLAC" and keep == "FLOAT" else keep,
-                               fmt.mp3_bitrate, fmt.clip_mode)
-        if plan.stdout is not None:
-            sinks = {plan.stdout: StemSink(None, rate=info.sample_rate, fmt=fmt, stream=stream)}
+        fmt = plan.fmt.for_input(info.subtype, info.sample_rate)
+        if paths:
+            mark_output_root(plan.out)
+            for folder in {p.parent for p in paths.values()}:
+                sweep_stale(folder)  # temporaries of a run that was killed
+            output = SongOutput(dict(paths), rate=info.sample_rate, fmt=fmt)
         else:
-            sinks = {}
-            try:
-                for name, path in paths.items():
-                    sinks[name] = StemSink(path, rate=info.sample_rate, fmt=fmt)
-            except BaseException:
-                for sink in sinks.values():
-                    sink.abort()
-                raise
-        stats: dict = {}
-        written = separator.write_stems(audio, info, sinks, on_progress=progress, stats=stats)
-        outputs = {k: str(v) if v is not None else "-" for k, v in written.items()}
-        return Result(song.source, "ok", outputs, round(time.perf_counter() - started, 3), stats.get("upstream_runs"))
+            assert plan.stdout is not None
+            output = SongOutput({plan.stdout: None}, rate=info.sample_rate, fmt=fmt, stream=stream)
+        with output:  # whatever happens, no staged stem outlives the song
+            report = write_song(separator, audio, info, output, progress=progress)
+        outputs = {k: str(v) for k, v in paths.items()} or {plan.stdout or "": "-"}
+        return Result(song.source, "ok", outputs, elapsed(), report.upstream_runs)
     except UserError as exc:
-        return Result(song.source, "failed", seconds=round(time.perf_counter() - started, 3), error=" ".join(str(exc).split()), exception=exc)
+        return Result(song.source, "failed", seconds=elapsed(), error=" ".join(str(exc).split()), exception=exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault fails this song, not the batch
+        message = f"internal error: {type(exc).__name__}: {first_line(exc)} (rerun with --verbose for details)"
+        return Result(song.source, "failed", seconds=elapsed(), error=message, exception=exc)
+
+
+def mark_output_root(out: Path) -> None:
+    """Leave the marker that keeps later folder searches out of this output folder."""
+    marker = out / OUTPUT_MARKER
+    if not marker.exists():
+        write_text(marker, MARKER_TEXT)
 
 
 def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs: int = 1,
               stream: BinaryIO | None = None, progress: ProgressFactory | None = None,
               on_result: Callable[[Result], None] | None = None) -> list[Result]:
-    """Separate every song, `jobs` at a time, sharing the one loaded model."""
+    """Separate every song, `jobs` at a time, sharing the one loaded model.
+
+    An interrupt sets `INTERRUPT`; songs running in worker threads stop at their next
+    block and clean up, and the interrupt is raised again once they have.
+    """
     lock = threading.Lock()
     results: list[Result | None] = [None] * len(songs)
 
@@ -128,5 +182,13 @@ def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs
         if separator.device.type == "cpu":  # share the cores between the songs instead of oversubscribing
             torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(one, range(len(songs))))
+            futures = [pool.submit(one, index) for index in range(len(songs))]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException as exc:
+                INTERRUPT.set(getattr(exc, "signum", 2))  # the songs still running stop at their next block
+                for future in futures:
+                    future.cancel()
+                raise
     return [r for r in results if r is not None]

@@ -3,8 +3,10 @@
 Upstream models are frozen, so their stems for a given song never change. They are
 stored once as float16 `.npy` files (memory-mappable, ≈ 2.5 GB per hour of audio for a
 four-stem upstream) and read back by training, evaluation and repeated separations.
-A file appears under its final name only when complete, so an interrupted run resumes
-by computing what is missing.
+A file appears under its final name only when complete (`atomic.py`), so an interrupted
+run resumes by computing what is missing. Each entry's `.json` holds a sha256 of the
+array and of its own stem list; an entry that fails the check (bit rot, an edit, a
+wrong length) is deleted and recomputed, never used.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import Staged, atomic_path, is_temp_name, sweep_stale, write_text
+from .errors import UsageError, UserError
 from .stems import AUDIO_CHANNELS
 
 CACHE_VERSION = 1
+DEFAULT_MAX_GB = 20.0
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{32}\.(npy|json)$")
+_LEGACY_TEMP = re.compile(r"^\.[0-9a-f]{32}\.(npy|json)\.(\d+)(\.\d+)?\.tmp$")  # before atomic.py: pid in the name
 
 
 def default_cache_dir() -> Path:
@@ -47,42 +53,92 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@+-]+", "_", name)
 
 
+def max_bytes_from_env() -> int:
+    """`$MDXMIX_CACHE_MAX_GB` (default 20) in bytes; a value that is not a number is a usage error."""
+    raw = os.environ.get("MDXMIX_CACHE_MAX_GB", "").strip()
+    if not raw:
+        return int(DEFAULT_MAX_GB * 1e9)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or value < 0:
+        raise UsageError(f"MDXMIX_CACHE_MAX_GB={raw!r}: give the cache's size limit in GB, a number >= 0 (e.g. 20)")
+    return int(value * 1e9)
+
+
+def _digest(data_path: Path, stems: list[str], frames: int, upstream_id: str) -> str:
+    """sha256 over the array file and the metadata that says how to read it."""
+    digest = hashlib.sha256(json.dumps({"stems": stems, "frames": frames, "upstream": upstream_id}, sort_keys=True).encode())
+    with open(data_path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_meta(meta_path: Path, data_path: Path, stems: list[str], frames: int, upstream_id: str) -> None:
+    meta = {"stems": stems, "upstream": upstream_id, "frames": frames, "version": CACHE_VERSION,
+            "sha256": _digest(data_path, stems, frames, upstream_id)}
+    write_text(meta_path, json.dumps(meta))
+
+
+class CacheError(UserError):
+    """A cache folder that holds things mdxmix did not put there."""
+
+
 class StemCache:
     """`get`/`put` whole-track stems of one upstream for one mixture key."""
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
+        self.limit_bytes = max_bytes_from_env()  # checked now, not after the first upstream ran
 
     def _paths(self, upstream_id: str, key: str) -> tuple[Path, Path]:
         folder = self.root / f"v{CACHE_VERSION}" / _safe(upstream_id)
         return folder / f"{key}.npy", folder / f"{key}.json"
 
-    def get(self, upstream_id: str, key: str) -> dict[str, np.ndarray] | None:
-        """Memory-mapped (2, N) float16 views of each stem, or None when not cached."""
+    def get(self, upstream_id: str, key: str, *, frames: int | None = None,
+            stems: tuple[str, ...] | None = None) -> dict[str, np.ndarray] | None:
+        """Memory-mapped (2, N) float16 views of each stem, or None when not cached (or damaged).
+
+        `frames` and `stems`, when given, must match the entry too (the mixture's length,
+        the upstream's stems); an entry that does not is dropped so it can be recomputed.
+        """
         data_path, meta_path = self._paths(upstream_id, key)
         if not (data_path.exists() and meta_path.exists()):
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            data = np.load(data_path, mmap_mode="r")
-        except (ValueError, OSError):
-            return None  # a damaged entry is recomputed, never trusted
-        if data.shape[0] != AUDIO_CHANNELS * len(meta["stems"]):
+            names, length = list(meta["stems"]), int(meta["frames"])
+            ok = meta.get("sha256") == _digest(data_path, names, length, upstream_id)
+            data = np.load(data_path, mmap_mode="r") if ok else None
+        except (ValueError, OSError, KeyError, TypeError):
+            ok, data = False, None
+        ok = ok and data is not None and data.shape == (AUDIO_CHANNELS * len(names), length) and data.dtype == np.float16
+        ok = ok and (frames is None or length == frames) and (stems is None or set(stems) <= set(names))
+        if not ok:
+            self.drop(upstream_id, key)
             return None
-        return {stem: data[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1)] for i, stem in enumerate(meta["stems"])}
+        assert data is not None
+        return {stem: data[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1)] for i, stem in enumerate(names)}
+
+    def drop(self, upstream_id: str, key: str) -> None:
+        """Delete one entry (a damaged one, so that it is computed again)."""
+        for path in self._paths(upstream_id, key):
+            path.unlink(missing_ok=True)
 
     def put(self, upstream_id: str, key: str, stems: dict[str, Tensor]) -> None:
         data_path, meta_path = self._paths(upstream_id, key)
-        data_path.parent.mkdir(parents=True, exist_ok=True)
         names = list(stems)
         array = torch.cat([stems[s].float().cpu() for s in names], dim=0).clamp(-65000, 65000).numpy().astype(np.float16)
-        tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
-        meta_tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-        meta_tmp.write_text(json.dumps({"stems": names, "upstream": upstream_id, "frames": array.shape[-1], "version": CACHE_VERSION}))
-        os.replace(tmp, data_path)
-        os.replace(meta_tmp, meta_path)
+        if not np.isfinite(array).all():
+            return  # an upstream that produced NaN is not remembered
+        self.sweep()
+        with atomic_path(data_path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, array)
+            _write_meta(meta_path, tmp, names, int(array.shape[-1]), upstream_id)
+        self.enforce_limit()
 
     def writer(self, upstream_id: str, key: str, stems: tuple[str, ...], frames: int) -> "CacheWriter":
         """Fill one entry block by block (the streaming pipeline); it appears only when complete."""
@@ -91,18 +147,20 @@ class StemCache:
     def stems(self, upstream, mixture: Tensor, key: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
         """The upstream's stems for `mixture`, computed and stored on a miss; returns (stems, was_cached)."""
         key = key or audio_key(mixture)
-        cached = self.get(upstream.name, key)
+        frames, names = int(mixture.shape[-1]), tuple(upstream.stems)
+        cached = self.get(upstream.name, key, frames=frames, stems=names)
         if cached is not None:
             return cached, True
-        self.put(upstream.name, key, upstream.separate(mixture))
-        stored = self.get(upstream.name, key)
-        assert stored is not None
+        separated = upstream.separate(mixture)
+        self.put(upstream.name, key, separated)
+        stored = self.get(upstream.name, key, frames=frames, stems=names)
+        if stored is None:  # not storable (non-finite) or evicted at once by a tiny size limit
+            stored = {s: separated[s].float().cpu().numpy().astype(np.float16) for s in names}
         return stored, False
 
     def enforce_limit(self, limit_bytes: int | None = None) -> None:
         """Delete least recently used entries until the cache fits `limit_bytes` ($MDXMIX_CACHE_MAX_GB, default 20)."""
-        if limit_bytes is None:
-            limit_bytes = int(float(os.environ.get("MDXMIX_CACHE_MAX_GB", "20")) * 1e9)
+        limit_bytes = self.limit_bytes if limit_bytes is None else limit_bytes
         entries = sorted(self.root.glob(f"v{CACHE_VERSION}/*/*.npy"), key=lambda p: p.stat().st_atime) if self.root.exists() else []
         total = sum(p.stat().st_size for p in entries)
         for data_path in entries:
@@ -112,15 +170,67 @@ class StemCache:
             data_path.unlink()
             data_path.with_suffix(".json").unlink(missing_ok=True)
 
+    def sweep(self) -> int:
+        """Delete temporaries of writers that died (SIGKILL, power cut); returns how many."""
+        removed = 0
+        for folder in self.root.glob("v*/*/") if self.root.is_dir() else []:
+            removed += sweep_stale(folder)
+            for path in folder.glob(".*.tmp"):
+                match = _LEGACY_TEMP.match(path.name)
+                if match and not _pid_alive(int(match.group(2))):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
 
+    def _foreign(self) -> Path | None:
+        """The first thing under the root that is not a cache entry (or a cache temporary)."""
+        for child in self.root.iterdir():
+            if not (child.is_dir() and re.fullmatch(r"v\d+", child.name)):
+                return child
+            for upstream_dir in child.iterdir():
+                if not upstream_dir.is_dir():
+                    return upstream_dir
+                for item in upstream_dir.iterdir():
+                    name = item.name
+                    if not (item.is_file() and (_ENTRY_NAME.match(name) or is_temp_name(name) or _LEGACY_TEMP.match(name))):
+                        return item
+        return None
+
     def clear(self) -> int:
-        """Remove every cached stem; returns the bytes freed."""
+        """Remove every cached stem (never anything else); returns the bytes freed.
+
+        The root may be a folder the user named (`$MDXMIX_CACHE`, `--cache-dir`): if it
+        holds anything mdxmix did not write, nothing is deleted.
+        """
+        if not self.root.exists():
+            return 0
+        if not self.root.is_dir():
+            raise CacheError(f"{self.root}: is a file, not a stem cache folder; nothing was deleted")
+        foreign = self._foreign()
+        if foreign is not None:
+            raise CacheError(f"{self.root} holds {foreign.relative_to(self.root)}, which is not a cached stem; "
+                             "nothing was deleted (point --cache-dir or $MDXMIX_CACHE at a folder only mdxmix uses)")
         size = self.size_bytes()
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        for version_dir in list(self.root.iterdir()):
+            for upstream_dir in list(version_dir.iterdir()):
+                for item in list(upstream_dir.iterdir()):
+                    item.unlink(missing_ok=True)
+                upstream_dir.rmdir()
+            version_dir.rmdir()
         return size
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class CacheWriter:
@@ -130,30 +240,35 @@ class CacheWriter:
         self.cache, self.upstream_id, self.key, self.stems, self.frames = cache, upstream_id, key, stems, frames
         self.data_path, self.meta_path = cache._paths(upstream_id, key)
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.data_path.with_name(f".{self.data_path.name}.{os.getpid()}.{id(self)}.tmp")
+        cache.sweep()
+        self.staged = Staged(self.data_path)
+        self.tmp = self.staged.tmp
         self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16, shape=(AUDIO_CHANNELS * len(stems), frames))
         self.filled = 0
+        self.finite = True
 
     def write(self, start: int, stems: dict[str, Tensor]) -> None:
         for i, stem in enumerate(self.stems):
             block = stems[stem].float().clamp(-65000, 65000).cpu().numpy()
+            self.finite = self.finite and bool(np.isfinite(block).all())
             self.array[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1), start : start + block.shape[-1]] = block
             width = block.shape[-1]
         self.filled += width
 
     def commit(self) -> None:
-        if self.filled < self.frames:
-            self.abort()  # never store an entry with holes
+        if self.filled < self.frames or not self.finite:
+            self.abort()  # never store an entry with holes or NaN
             return
         self.array.flush()
         del self.array
-        meta_tmp = self.meta_path.with_name(f".{self.meta_path.name}.{os.getpid()}.tmp")
-        meta_tmp.write_text(json.dumps({"stems": list(self.stems), "upstream": self.upstream_id, "frames": self.frames, "version": CACHE_VERSION}))
-        os.replace(self.tmp, self.data_path)
-        os.replace(meta_tmp, self.meta_path)
+        try:
+            _write_meta(self.meta_path, self.tmp, list(self.stems), self.frames, self.upstream_id)
+            self.staged.commit()
+        finally:
+            self.staged.abort()
         self.cache.enforce_limit()
 
     def abort(self) -> None:
         if hasattr(self, "array"):
             del self.array
-        self.tmp.unlink(missing_ok=True)
+        self.staged.abort()

@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
 from .errors import CheckpointError, first_line
 from .mixer import MIXER_KINDS, AgnosticMixer, Mixer, build_mixer
 from .stems import SAMPLE_RATE, STEMS
@@ -118,10 +119,8 @@ def save_checkpoint(path: str | Path, mixer: Mixer, meta: CheckpointMeta, *, hal
     meta.validate(str(path))
     state = {k: (v.half() if half else v).detach().cpu().contiguous() for k, v in mixer.state_dict().items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={METADATA_KEY: meta.to_json()})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={METADATA_KEY: meta.to_json()})
     return path
 
 

@@ -1,27 +1,83 @@
 """The `mdxmix` command line.
 
 `mdxmix song.wav` is short for `mdxmix separate song.wav`. Errors a user can cause end
-in one line on stderr and a non-zero exit; `--verbose` adds the traceback.
+in one line on stderr and a non-zero exit (2 for usage errors, 1 for failed songs);
+`--verbose` adds the traceback. Ctrl-C, SIGTERM and SIGHUP stop the run after the songs
+in progress have removed their temporary files (exit 128 + the signal's number).
+
+Nothing heavy is imported here: PyTorch, the pipeline, training and evaluation load when
+a command that needs them runs, so `mdxmix --help` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import re
+import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import UsageError, UserError
-from .outputs import DEFAULT_TEMPLATE
+# typer >= 0.29 parses with its own bundled copy of click: its exceptions are not click's.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.utils import make_default_short_help
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit
+
+from .atomic import check_output_file, check_output_folder
+from .errors import INTERRUPT, Interrupted, UsageError, UserError
+from .naming import DEFAULT_TEMPLATE
+
+# Commands whose modules import training or evaluation code, loaded only when called.
+# The short help is what `mdxmix --help` lists (a test keeps it equal to the command's own).
+LAZY_COMMANDS = {
+    "train": ("mdxmix.train.command", "train_command", "EPILOG",
+              "Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."),
+    "eval": ("mdxmix.evaluate.command", "eval_command", "EPILOG",
+             "Score folders of separated stems against MUSDB18-HQ-layout references."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """A command group that builds `train` and `eval` on first use instead of at import."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            self.commands[cmd_name] = load_lazy_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else make_default_short_help(LAZY_COMMANDS[name][3], limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def load_lazy_command(name: str) -> Any:
+    module_name, function, epilog, _ = LAZY_COMMANDS[name]
+    module = importlib.import_module(module_name)
+    single = typer.Typer(pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
+    single.command(name, epilog=getattr(module, epilog) if epilog else None)(getattr(module, function))
+    command = typer.main.get_command(single)
+    command.name = name
+    return command
+
 
 app = typer.Typer(
     name="mdxmix",
+    cls=LazyGroup,
     help="Separate music into drums, bass, other and vocals by mixing several separators with MDX-Mixer.\n\n"
     "`mdxmix song.wav` is short for `mdxmix separate song.wav`.",
     add_completion=True,
@@ -29,6 +85,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_device_options(device: str, precision: str = "fp32") -> None:
+    """Usage errors (exit 2) for device and precision names, before any model is loaded."""
+    if not DEVICE_NAME.match(device):
+        raise UsageError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: use {', '.join(PRECISIONS)}")
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -85,13 +151,20 @@ def separate(
     from .batch import OutputPlan, run_batch
     from .cache import StemCache
     from .inputs import expand_inputs
-    from .outputs import OutputFormat, check_template, stdout_stream
+    from .naming import check_template
+    from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
 
     check_template(filename)
+    check_device_options(device, precision)
     fmt = OutputFormat.from_flags(int24=int24, float32=float32, flac=flac, mp3=mp3, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode)
     plan = OutputPlan.build(out=out, template=filename, fmt=fmt, stems=stems, two_stems=two_stems, stdout=stdout, overwrite=overwrite)
-    songs = expand_inputs(inputs)
+    if stdout is None:
+        check_output_folder(out, "-o")
+    expansion = expand_inputs(inputs, exclude=[out])
+    songs = expansion.songs
+    for note in expansion.notes:
+        print(f"mdxmix: {note}", file=sys.stderr)
     if stdout is not None and len(songs) != 1:
         raise UsageError("--stdout takes exactly one input song")
     if stdout is not None and as_json:
@@ -189,6 +262,10 @@ def inspect(
     from .inspect_weights import OUTPUT_NAMES, plot as plot_weights, trace_weights, write_csv
     from .pipeline import Separator
 
+    check_device_options(device)
+    for option, path in (("--plot", plot), ("--csv", csv_path)):
+        if path is not None:
+            check_output_file(path, option)  # before minutes of computation, not after
     separator = Separator(checkpoint, device=device, cache=None if no_cache else StemCache())
     trace = trace_weights(separator, song)
     if csv_path:
@@ -207,17 +284,6 @@ def inspect(
         Console().print(table)
 
 
-def _register_subcommands() -> None:
-    from .evaluate.command import EPILOG as EVAL_EPILOG, eval_command
-    from .train.command import EPILOG as TRAIN_EPILOG, train_command
-
-    app.command("train", epilog=TRAIN_EPILOG)(train_command)
-    app.command("eval", epilog=EVAL_EPILOG)(eval_command)
-
-
-_register_subcommands()
-
-
 def _report_error(exc: BaseException, verbose: bool) -> None:
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
@@ -226,37 +292,59 @@ def _report_error(exc: BaseException, verbose: bool) -> None:
 
 
 SUBCOMMANDS = {"separate", "models", "eval", "train", "inspect", "cache"}
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Closing the terminal (SIGHUP) or `kill` (SIGTERM) stops like Ctrl-C: songs clean up, then exit."""
+    first = not INTERRUPT.is_set()
+    INTERRUPT.set(signum)
+    if first:  # later signals only wait for the cleanup the first one started
+        raise Interrupted(signum)
+
+
+def _dash_hint(args: list[str]) -> str:
+    named = [a for a in args if a.startswith("-") and a != "-" and os.path.isfile(a)]
+    return f" (to separate a file whose name starts with '-', write ./{named[0]})" if named else ""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: route bare files to `separate`, turn user errors into one line."""
+    """Console entry point: route bare files to `separate`, turn every error into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in args or "-v" in args
     if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--install-completion", "--show-completion"):
         args = ["separate", *args]
     command = typer.main.get_command(app)
+    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+    INTERRUPT.clear()
     try:
-        # With standalone_mode=False click returns the code of a typer.Exit instead of raising it.
+        # With standalone_mode=False a typer.Exit comes back as its code instead of being raised.
         result = command.main(args=args, prog_name="mdxmix", standalone_mode=False)
     except UserError as exc:
         _report_error(exc, verbose)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except Interrupted as exc:
+        print("mdxmix: interrupted; no partial outputs were kept", file=sys.stderr, flush=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        print("mdxmix: aborted", file=sys.stderr)
-        return 130
-    except click.ClickException as exc:
-        print(f"mdxmix: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+    except Exit as exc:
+        return exc.exit_code
+    except NoArgsIsHelpError as exc:  # bare `mdxmix`: the help, as with --help
+        print(exc.format_message())
+        return 0
+    except ClickException as exc:  # typer's own bundled click: unknown option, bad value, missing argument
+        print(f"mdxmix: error: {' '.join(exc.format_message().split())}{_dash_hint(args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mdxmix: interrupted; no partial outputs were kept", file=sys.stderr)
-        return 130
+    except Abort:
+        print("mdxmix: aborted", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()
         print(f"mdxmix: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for details)", file=sys.stderr)
         return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return result if isinstance(result, int) else 0
 
 

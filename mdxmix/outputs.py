@@ -1,34 +1,36 @@
-"""Where stems go and how they are encoded: templates, formats, clipping, stdout.
+"""How a song's stems are written: formats, clipping, pairs that add back, all-or-nothing.
 
-Every stem is first streamed as float32 into a hidden temporary WAV beside its
-destination. When the song is complete the temporary file is turned into the final
-format (16/24-bit or float WAV, FLAC, MP3) with the chosen clip handling — `rescale`
-needs the stem's peak, so it cannot be applied while streaming — and renamed into place,
-or copied to stdout. An interrupted run therefore never leaves a partial stem.
+While the song streams, every stem goes as float32 into a hidden temporary WAV in its
+destination folder. When the song is complete, each stem is encoded into its final form
+(16/24-bit or float WAV, FLAC, MP3) under another temporary name — `rescale` needs the
+stem's peak, so it cannot be applied while streaming — and only when every stem is
+encoded are they renamed into place together (`atomic.publish`, which puts the old files
+back if one rename fails). A failed or interrupted song therefore leaves none of its
+stems, and a re-run with `--overwrite` that fails leaves the previous ones.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import string
 import struct
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+import lameenc
 import numpy as np
 import soundfile as sf
-from torch import Tensor
 
+from .atomic import Staged, is_disk_full, publish, temp_path
 from .errors import AudioError, UsageError, first_line
 
-DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
-TEMPLATE_FIELDS = {"track", "stem", "ext", "checkpoint"}
 CLIP_MODES = ("rescale", "clamp", "none")
 BLOCK = 1 << 18
+# MP3 stores only these rates, and each MPEG version only a range of bitrates (kbit/s).
+MP3_BITRATES = {(32000, 44100, 48000): (32, 320), (16000, 22050, 24000): (8, 160), (8000, 11025, 12000): (8, 64)}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class OutputFormat:
     @property
     def ext(self) -> str:
         return {"WAV": "wav", "FLAC": "flac", "MP3": "mp3"}[self.container]
+
+    @property
+    def holds_beyond_full_scale(self) -> bool:
+        """Float WAV keeps values beyond ±1; every other format clips them."""
+        return self.container == "WAV" and self.subtype == "FLOAT"
 
     @classmethod
     def from_flags(cls, *, int24: bool = False, float32: bool = False, flac: bool = False, mp3: bool = False,
@@ -63,165 +70,242 @@ class OutputFormat:
             raise UsageError("--mp3-bitrate must be between 8 and 320 kbit/s")
         return cls(container=container, subtype=subtype, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode)
 
+    def for_input(self, subtype: str, rate: int) -> "OutputFormat":
+        """The one place that settles the sample format for one song (its subtype and rate).
 
-def check_template(template: str) -> None:
-    """Refuse unknown fields, absolute paths and anything that could leave the output folder."""
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as exc:
-        raise UsageError(f"--filename {template!r}: {exc}") from exc
-    unknown = fields - TEMPLATE_FIELDS
-    if unknown:
-        raise UsageError(f"--filename {template!r}: unknown field(s) {sorted(unknown)}; use {{track}}, {{stem}}, {{ext}}, {{checkpoint}}")
-    if "stem" not in fields:
-        raise UsageError(f"--filename {template!r}: must contain {{stem}}, or every stem would overwrite the last")
-    parts = Path(template).parts
-    if Path(template).is_absolute() or ".." in parts or template.startswith("~"):
-        raise UsageError(f"--filename {template!r}: must stay inside the output folder (no '..', '/' or '~' at the start)")
-
-
-def output_path(out: Path, template: str, *, track: str, stem: str, ext: str, checkpoint: str) -> Path:
-    """Fill the template; a track name that smuggles in separators cannot escape `out` either."""
-    safe = lambda s: s.replace(os.sep, "_").replace("..", "_")  # noqa: E731
-    relative = template.format(track=safe(track), stem=stem, ext=ext, checkpoint=safe(checkpoint))
-    path = (out / relative).resolve()
-    root = out.resolve()
-    if root != path and root not in path.parents:
-        raise UsageError(f"output {relative!r} would be written outside {out}")
-    return out / relative
+        `auto` keeps 24-bit and float precision of the input (float as 24-bit in FLAC,
+        which stores integers) and is 16-bit otherwise. MP3 keeps the input's rate, so a
+        rate or bitrate MP3 cannot store fails the song instead of being changed silently.
+        """
+        if self.container == "MP3":
+            allowed = next((span for rates, span in MP3_BITRATES.items() if rate in rates), None)
+            if allowed is None:
+                raise AudioError(f"MP3 cannot store {rate} Hz audio; use WAV or --flac for this song")
+            if not allowed[0] <= self.mp3_bitrate <= allowed[1]:
+                raise AudioError(f"MP3 at {rate} Hz takes {allowed[0]}-{allowed[1]} kbit/s, not --mp3-bitrate {self.mp3_bitrate}")
+            return replace(self, subtype="PCM_16")
+        if self.subtype != "auto":
+            return self
+        keep = {"PCM_24": "PCM_24", "PCM_32": "FLOAT", "FLOAT": "FLOAT", "DOUBLE": "FLOAT"}.get(subtype, "PCM_16")
+        if self.container == "FLAC" and keep == "FLOAT":
+            keep = "PCM_24"
+        return replace(self, subtype=keep)
 
 
-class StemSink:
-    """One stem: float32 staging file now, final encoding at `commit`, never a partial output."""
+def write_failure(exc: BaseException, where: Path | str) -> str:
+    """One line for a failed write; a full disk says so (libsndfile's own errors do not)."""
+    folder = Path(where) if Path(where).is_dir() else Path(where).parent
+    full = is_disk_full(exc)
+    if not full and isinstance(exc, (sf.LibsndfileError, RuntimeError)):
+        try:
+            full = shutil.disk_usage(folder).free < (1 << 20)
+        except OSError:
+            full = False
+    return f"cannot write {where}: {'no space left on device' if full else first_line(exc)}"
 
-    def __init__(self, destination: Path | None, *, rate: int, fmt: OutputFormat, stream: BinaryIO | None = None) -> None:
-        self.destination = destination
-        self.stream = stream
-        self.rate = rate
-        self.fmt = fmt
+
+class _Staging:
+    """One stem as a float32 WAV beside its destination, with its running peak."""
+
+    def __init__(self, destination: Path | None, rate: int) -> None:
         folder = destination.parent if destination is not None else Path(tempfile.gettempdir())
+        self.where = destination if destination is not None else "stdout"
+        self.path = temp_path(destination if destination is not None else folder / "stdout")
+        self.peak = 0.0
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            prefix = f".{destination.name}." if destination is not None else ".mdxmix-stdout."
-            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".part.wav", dir=folder)
-            os.close(fd)
-            self.staging = Path(name)
-            self.file = sf.SoundFile(str(self.staging), "w", samplerate=rate, channels=2, subtype="FLOAT", format="WAV")
+            self.file = sf.SoundFile(str(self.path), "w", samplerate=rate, channels=2, subtype="FLOAT", format="WAV")
         except (OSError, sf.LibsndfileError) as exc:
-            self.abort()
-            raise AudioError(f"cannot write {destination or 'stdout'}: {first_line(exc)}") from exc
+            self.path.unlink(missing_ok=True)
+            raise AudioError(write_failure(exc, self.where)) from exc
 
-    def write(self, block: Tensor | np.ndarray) -> None:
-        data = block.numpy() if isinstance(block, Tensor) else block
+    def write(self, data: np.ndarray) -> None:
+        self.peak = max(self.peak, float(np.abs(data).max(initial=0.0)))
         try:
             self.file.write(np.ascontiguousarray(data.T, dtype=np.float32))
         except (OSError, sf.LibsndfileError) as exc:
-            self.abort()
-            raise AudioError(f"cannot write {self.destination or 'stdout'}: {first_line(exc)}") from exc
+            raise AudioError(write_failure(exc, self.where)) from exc
 
-    def commit(self) -> Path | None:
-        """Encode the staged audio into its final form and put it in place."""
-        self.file.close()
+    def blocks(self) -> Iterator[np.ndarray]:
+        if not self.file.closed:
+            self.file.close()
+        yield from sf.blocks(str(self.path), blocksize=BLOCK, dtype="float32", always_2d=True)
+
+    def remove(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _rescale(peak: float, fmt: OutputFormat) -> float:
+    """demucs's `rescale`: divide by 1.01·peak when the peak exceeds 1, so nothing clips."""
+    if fmt.clip_mode != "rescale" or fmt.holds_beyond_full_scale:
+        return 1.0
+    return 1.0 / max(1.01 * peak, 1.0)
+
+
+class SongOutput:
+    """Every stem of one song: staged while streaming, encoded and put in place together.
+
+    `destinations` maps names (a stem, or `no_<stem>` for the input minus that stem) to
+    final paths; with `stream`, the one stem is written to it as WAV instead.
+    """
+
+    def __init__(self, destinations: dict[str, Path | None], *, rate: int, fmt: OutputFormat,
+                 stream: BinaryIO | None = None) -> None:
+        self.destinations, self.rate, self.fmt, self.stream = destinations, rate, fmt, stream
+        self.staging: dict[str, _Staging] = {}
         try:
-            scale = self._scale()
+            for name, path in destinations.items():
+                self.staging[name] = _Staging(path, rate)
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> "SongOutput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def write(self, name: str, data: np.ndarray) -> None:
+        """Append a (2, n) float block to one stem; a non-finite sample fails the song."""
+        if not np.isfinite(data).all():
+            raise AudioError(f"the separation of this song produced NaN or infinite samples in {name}; nothing was written")
+        self.staging[name].write(data)
+
+    def commit(self) -> dict[str, Path | None]:
+        """Encode every stem, then put all of them in place at once (or none)."""
+        try:
+            sources = self._final_blocks()
             if self.stream is not None:
-                _write_wav_stream(self.staging, self.stream, self.fmt, scale)
-                return None
-            assert self.destination is not None
-            final = self.destination.with_name(f".{self.destination.name}.enc.tmp")
+                (name, blocks), = sources.items()
+                try:
+                    _write_wav_stream(blocks, self.stream, self.fmt, self.rate, self.staging[name])
+                except (OSError, ValueError) as exc:
+                    raise AudioError(write_failure(exc, "stdout")) from exc
+                return {name: None}
+            encoded: list[tuple[Path, Path]] = []
             try:
-                _encode(self.staging, final, self.fmt, scale)
-                os.chmod(final, 0o666 & ~_umask())
-                os.replace(final, self.destination)
+                for name, blocks in sources.items():
+                    destination = self.destinations[name]
+                    assert destination is not None
+                    staged = Staged(destination)
+                    encoded.append((staged.tmp, destination))
+                    try:
+                        _encode(blocks(), staged.tmp, self.fmt, self.rate)
+                    except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+                        raise AudioError(write_failure(exc, destination)) from exc
+                try:
+                    publish(encoded)
+                except OSError as exc:
+                    raise AudioError(f"cannot put the stems in place in {encoded[0][1].parent}: {first_line(exc)}; "
+                                     "none of this song's stems were kept") from exc
             finally:
-                if final.exists():
-                    final.unlink()
-            return self.destination
-        except OSError as exc:
-            raise AudioError(f"cannot write {self.destination or 'stdout'}: {first_line(exc)}") from exc
+                for tmp, _ in encoded:
+                    tmp.unlink(missing_ok=True)
+            return {name: self.destinations[name] for name in sources}
         finally:
-            self._remove_staging()
+            self.abort()
 
     def abort(self) -> None:
-        file = getattr(self, "file", None)
-        if file is not None and not file.closed:
-            file.close()
-        self._remove_staging()
+        for staging in self.staging.values():
+            staging.remove()
 
-    def _remove_staging(self) -> None:
-        staging = getattr(self, "staging", None)
-        if staging is not None and staging.exists():
-            staging.unlink()
+    def _final_blocks(self) -> dict[str, Callable[[], Iterator[np.ndarray]]]:
+        """Per stem, a function giving its final blocks (scaled, clipped as the format needs).
 
-    def _scale(self) -> float:
-        """demucs's `rescale`: divide by 1.01·peak when the peak exceeds 1, so nothing clips."""
-        if self.fmt.clip_mode != "rescale" or self.fmt.subtype == "FLOAT" and self.fmt.container == "WAV":
-            return 1.0
-        peak = 0.0
-        for block in sf.blocks(str(self.staging), blocksize=BLOCK, dtype="float32", always_2d=True):
-            peak = max(peak, float(np.abs(block).max(initial=0.0)))
-        return 1.0 / max(1.01 * peak, 1.0)
+        A `no_<stem>` written together with `<stem>` is the input minus the stem *as
+        written* (scaled, and quantised exactly as libsndfile will store it), so the pair
+        adds back to the input within half a quantisation step. When either of the two
+        would clip, both share one rescale factor, and the pair adds back to the input
+        times that factor.
+        """
+        fmt, out = self.fmt, {}
+        scales = {name: _rescale(s.peak, fmt) for name, s in self.staging.items()}
+        step = {"PCM_16": 2.0**-15, "PCM_24": 2.0**-23}.get(fmt.subtype) if fmt.container != "MP3" else None
+        for name, staging in self.staging.items():
+            stem = self.staging.get(name[3:]) if name.startswith("no_") else None
+            if stem is None:
+                out.setdefault(name, lambda s=staging, f=scales[name]: (_finish(b, fmt, f) for b in s.blocks()))
+                continue
+            # the complement of the rescaled stem: input - scale·stem = complement + (1 - scale)·stem
+            shift, peak = 1.0 - scales[name[3:]], staging.peak
+            if shift:
+                peak = max((float(np.abs(c + shift * v).max(initial=0.0)) for c, v in zip(staging.blocks(), stem.blocks())), default=0.0)
+            shared = _rescale(peak, fmt)
+            factor = scales[name[3:]] * shared
+            quantised = lambda v, f=factor: _quantise(_finish(v, fmt, f), step)  # noqa: E731
+            out[name[3:]] = lambda s=stem, q=quantised: (q(v) for v in s.blocks())
+            out[name] = lambda c=staging, s=stem, q=quantised, f=shared: (
+                _finish(f * (cb + vb) - q(vb), fmt, 1.0) for cb, vb in zip(c.blocks(), s.blocks()))
+        return {name: out[name] for name in self.staging}
 
 
+PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
 
-def finish_block(block: np.ndarray, fmt: OutputFormat, scale: float) -> np.ndarray:
+
+def to_pcm(block: np.ndarray, subtype: str) -> np.ndarray:
+    """Float in [-1, 1) → integers of `subtype`, rounded to nearest (libsndfile's own WAV conversion floors,
+    a DC bias of half a step), as int16, or int32 holding 24 bits in its top bytes the way libsndfile reads it."""
+    bits = PCM_BITS[subtype]
+    ints = np.clip(np.round(block.astype(np.float64) * 2.0 ** (bits - 1)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return ints.astype(np.int16) if bits == 16 else (ints.astype(np.int32) << 8)
+
+
+def _quantise(block: np.ndarray, step: float | None) -> np.ndarray:
+    """The values a PCM file will hold for `block` (see `to_pcm`)."""
+    if step is None:
+        return block
+    return (np.clip(np.round(block.astype(np.float64) / step), -1.0 / step, 1.0 / step - 1.0) * step).astype(np.float32)
+
+
+def _finish(block: np.ndarray, fmt: OutputFormat, scale: float) -> np.ndarray:
     """Apply the rescale factor, then clamp where the format cannot hold values beyond ±1."""
     block = block * scale if scale != 1.0 else block
-    if fmt.clip_mode in ("clamp", "rescale") and not (fmt.subtype == "FLOAT" and fmt.container == "WAV"):
+    if fmt.clip_mode in ("clamp", "rescale") and not fmt.holds_beyond_full_scale:
         block = np.clip(block, -1.0, 1.0)
     return block
 
 
-def _encode(staging: Path, final: Path, fmt: OutputFormat, scale: float) -> None:
-    blocks = (finish_block(b, fmt, scale) for b in sf.blocks(str(staging), blocksize=BLOCK, dtype="float32", always_2d=True))
-    rate = sf.info(str(staging)).samplerate
+def _encode(blocks: Iterator[np.ndarray], final: Path, fmt: OutputFormat, rate: int) -> None:
     if fmt.container == "MP3":
-        import lameenc
-
         encoder = lameenc.Encoder()
         encoder.set_bit_rate(fmt.mp3_bitrate)
         encoder.set_in_sample_rate(rate)
+        encoder.set_out_sample_rate(rate)  # LAME otherwise lowers the rate for low bitrates
         encoder.set_channels(2)
         encoder.set_quality(2)
         with open(final, "wb") as handle:
             for block in blocks:
-                handle.write(encoder.encode((block * 32767).round().astype(np.int16).tobytes()))
+                handle.write(encoder.encode(to_pcm(block, "PCM_16").tobytes()))
             handle.write(encoder.flush())
-        return
-    if fmt.container == "WAV" and fmt.subtype == "FLOAT" and scale == 1.0:
-        shutil.copyfile(staging, final)
         return
     with sf.SoundFile(str(final), "w", samplerate=rate, channels=2, subtype=fmt.subtype, format=fmt.container) as out:
         for block in blocks:
-            out.write(block)
+            out.write(to_pcm(block, fmt.subtype) if fmt.subtype in PCM_BITS else block)
 
 
-def _write_wav_stream(staging: Path, stream: BinaryIO, fmt: OutputFormat, scale: float) -> None:
+def _write_wav_stream(blocks: Callable[[], Iterator[np.ndarray]], stream: BinaryIO, fmt: OutputFormat, rate: int,
+                      staging: _Staging) -> None:
     """A WAV on a pipe: the length is known, so the header is written first and never revisited."""
-    info = sf.info(str(staging))
+    frames = sf.info(str(staging.path)).frames
     width, code = {"PCM_16": (2, 1), "PCM_24": (3, 1), "FLOAT": (4, 3)}[fmt.subtype]
-    data_bytes = info.frames * 2 * width
+    data_bytes = frames * 2 * width
     header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
-    header += b"fmt " + struct.pack("<IHHIIHH", 16, code, 2, info.samplerate, info.samplerate * 2 * width, 2 * width, 8 * width)
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, code, 2, rate, rate * 2 * width, 2 * width, 8 * width)
     header += b"data" + struct.pack("<I", data_bytes)
     stream.write(header)
-    for block in sf.blocks(str(staging), blocksize=BLOCK, dtype="float32", always_2d=True):
-        block = finish_block(block, fmt, scale)
+    for block in blocks():
         if fmt.subtype == "FLOAT":
             stream.write(block.astype("<f4").tobytes())
         elif fmt.subtype == "PCM_16":
-            stream.write(np.clip(np.round(block * 32768), -32768, 32767).astype("<i2").tobytes())
+            stream.write(to_pcm(block, "PCM_16").astype("<i2").tobytes())
         else:
-            ints = np.clip(np.round(block * 8388608), -8388608, 8388607).astype("<i4")
+            ints = (to_pcm(block, "PCM_24") >> 8).astype("<i4")
             stream.write(ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes())
     stream.flush()
 
 
 def stdout_stream() -> BinaryIO:
     return sys.stdout.buffer
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

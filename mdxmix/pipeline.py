@@ -10,28 +10,38 @@ the mixer engine streams finished output, which the caller appends to its files.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
 import torch
 from torch import Tensor
 
-from .audio import AudioInfo, read_audio, resample
+from .audio import check_finite, read_audio, resample, resample_chunks, to_stereo
 from .cache import CacheWriter, StemCache, audio_key
 from .checkpoint import CheckpointMeta, check_upstreams, load_checkpoint
 from .device import pick_device
-from .errors import UserError
+from .errors import UsageError
 from .mixer import Mixer
 from .mixer.engine import mix_stream
 from .mixer.normalize import Normalizer
-from .outputs import StemSink
 from .registry import Registry
 from .stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
 from .upstream import Upstream, build_upstream
 from .weightfiles import upstream_search_path
 
 ProgressCallback = Callable[[int, int], None]
+# Upstreams get at least this many samples (zero-padded after the song): STFT-based
+# separators cannot frame a few milliseconds of audio, and silence after the end changes nothing before it.
+UPSTREAM_MIN_FRAMES = SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class SeparationReport:
+    """What one song's separation took, for logs and `--json`."""
+
+    frames: int  # 44.1 kHz samples separated
+    upstream_runs: int  # upstream calls made (0 when the cache held every upstream's stems)
 
 
 class BlockedInput:
@@ -63,7 +73,7 @@ class BlockedInput:
         if cache is not None:
             key = audio_key(mixture)
             for i, upstream in enumerate(upstreams):
-                self.cached[i] = cache.get(upstream.name, key)
+                self.cached[i] = cache.get(upstream.name, key, frames=self.length, stems=tuple(upstream.stems))
                 if self.cached[i] is None:
                     self.writers[i] = cache.writer(upstream.name, key, tuple(upstream.stems), self.length)
 
@@ -88,7 +98,10 @@ class BlockedInput:
             if cached is not None:
                 channels += [torch.from_numpy(np.asarray(cached[s][:, start:stop], dtype=np.float32)) for s in stems]
                 continue
-            separated = upstream.separate(self.mixture[:, lo:hi])
+            piece = self.mixture[:, lo:hi]
+            if piece.shape[-1] < UPSTREAM_MIN_FRAMES:
+                piece = torch.nn.functional.pad(piece, (0, UPSTREAM_MIN_FRAMES - piece.shape[-1]))
+            separated = upstream.separate(piece)
             self.upstream_runs += 1
             block = {s: separated[s][:, start - lo : stop - lo].float() for s in upstream.stems}
             channels += [block[s] for s in stems]
@@ -124,7 +137,7 @@ class Separator:
         self.device = pick_device(device)
         self.mixer.to(self.device)
         if precision not in ("fp32", "bf16", "fp16"):
-            raise UserError(f"unknown precision '{precision}' (use fp32, bf16 or fp16)")
+            raise UsageError(f"unknown precision '{precision}' (use fp32, bf16 or fp16)")
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
         self.block = int(block_seconds * SAMPLE_RATE)
@@ -135,19 +148,18 @@ class Separator:
         check_upstreams(self.meta, upstreams, f"checkpoint '{self.name}'")
         self.upstreams = upstreams
         self.cache = cache
-        self.upstream_runs = 0  # upstream calls made (0 when every stem came from the cache)
 
     def stream(self, mixture: Tensor, *, on_progress: ProgressCallback | None = None,
                on_weights: Callable[[list[int], Tensor], None] | None = None,
-               stats: dict | None = None) -> Iterator[Tensor]:
+               on_report: Callable[[SeparationReport], None] | None = None) -> Iterator[Tensor]:
         """(2, N) 44.1 kHz mixture → consecutive (8, n) chunks of de-normalised stems.
 
-        `stats`, when given, receives `upstream_runs`: how many upstream calls this song
-        needed (0 when the cache held every upstream's stems).
+        `on_report`, when given, receives a `SeparationReport` once the song is complete.
         """
         if mixture.dim() != 2 or mixture.shape[0] != AUDIO_CHANNELS:
             raise ValueError(f"expected a (2, N) mixture, got {tuple(mixture.shape)}")
         mixture = mixture.float()
+        check_finite(mixture, "the mixture")
         normalizer = Normalizer.of(mixture)
         source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.meta.upstreams], normalizer,
                               block=self.block, context=self.context, cache=self.cache, include_mixture=self.meta.mixture)
@@ -161,60 +173,17 @@ class Separator:
                 yield normalizer.inverse(chunk)
         finally:
             source.close()
-            self.upstream_runs += source.upstream_runs
-            if stats is not None:
-                stats["upstream_runs"] = source.upstream_runs
+        if on_report is not None:
+            on_report(SeparationReport(frames=int(mixture.shape[-1]), upstream_runs=source.upstream_runs))
 
     def separate(self, audio: Tensor, sample_rate: int = SAMPLE_RATE) -> dict[str, Tensor]:
         """(channels, N) at any rate → {stem: (2, N)} at that rate, held in memory."""
-        from .audio import to_stereo
-
         mixture = resample(to_stereo(audio.float().cpu()), sample_rate, SAMPLE_RATE)
-        out = torch.cat(list(self.stream(mixture)), dim=-1)
-        out = resample(out, SAMPLE_RATE, sample_rate)
-        length = audio.shape[-1]
-        out = torch.nn.functional.pad(out[:, :length], (0, max(0, length - out.shape[-1])))
-        return {stem: out[2 * i : 2 * i + 2] for i, stem in enumerate(STEMS)}
+        chunks = (chunk.numpy() for chunk in self.stream(mixture))
+        out = np.concatenate(list(resample_chunks(chunks, SAMPLE_RATE, sample_rate, frames=audio.shape[-1])), axis=1)
+        return {stem: torch.from_numpy(out[2 * i : 2 * i + 2]) for i, stem in enumerate(STEMS)}
 
     def separate_file(self, path: str | Path) -> dict[str, Tensor]:
         """Read a file and return its stems at the file's sample rate."""
         audio, info = read_audio(path)
         return self.separate(audio, info.sample_rate)
-
-    def write_stems(self, audio: Tensor, info: AudioInfo, sinks: dict[str, StemSink], *,
-                    on_progress: ProgressCallback | None = None, stats: dict | None = None) -> dict[str, Path | None]:
-        """Stream the stems of a (2, N) input into sinks at the input's rate and length.
-
-        Keys of `sinks` are stem names, or `no_<stem>` for the input minus that stem
-        (computed at the input's rate, so the pair adds back to the input exactly).
-        Nothing is committed unless the whole song went through.
-        """
-        rate, frames = info.sample_rate, audio.shape[-1]
-        resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(SAMPLE_RATE, rate, 8, dtype="float32", quality="HQ")
-        position = 0
-
-        def emit(block: np.ndarray) -> None:
-            nonlocal position
-            block = block[:, : frames - position]
-            for name, sink in sinks.items():
-                stem = name[3:] if name.startswith("no_") else name
-                index = STEMS.index(stem)
-                data = block[2 * index : 2 * index + 2]
-                if name.startswith("no_"):
-                    data = audio[:, position : position + block.shape[1]].numpy() - data
-                sink.write(data)
-            position += block.shape[1]
-
-        try:
-            for chunk in self.stream(resample(audio, rate, SAMPLE_RATE), on_progress=on_progress, stats=stats):
-                data = chunk.numpy()
-                emit(data if resampler is None else resampler.resample_chunk(np.ascontiguousarray(data.T), last=False).T)
-            if resampler is not None:
-                emit(resampler.resample_chunk(np.zeros((0, 8), dtype=np.float32), last=True).T)
-            if position < frames:
-                emit(np.zeros((8, frames - position), dtype=np.float32))
-            return {name: sink.commit() for name, sink in sinks.items()}
-        except BaseException:
-            for sink in sinks.values():
-                sink.abort()
-            raise

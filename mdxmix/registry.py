@@ -32,7 +32,7 @@ class WeightRef:
     def location(self) -> str:
         if self.file:
             return "bundled"
-        hub = self.hub or {}
+        hub = self.hub if isinstance(self.hub, dict) else {}
         return f"hub:{hub.get('repo_id')}/{hub.get('filename')}@{hub.get('revision', 'main')}"
 
 
@@ -94,7 +94,7 @@ def fetch(ref: WeightRef, root: Path) -> Path:
         return path
     if not ref.hub:
         raise CheckpointError(f"registry entry '{ref.name}' has neither a file nor a hub location")
-    path = hub_download(ref.hub, what=f"'{ref.name}'")
+    path = hub_download(ref.hub, what=f"registry entry '{ref.name}'")
     if ref.sha256:
         verify_sha256(path, ref.sha256)
     return path

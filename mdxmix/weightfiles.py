@@ -10,10 +10,12 @@ last resort when the checkpoint says where the file is published.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 from .errors import CheckpointError, OfflineError, first_line
+from .hub import hub_file
 
 _BLOCK = 1 << 20
 
@@ -46,21 +48,31 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 
 
 def hub_download(hub: dict, *, what: str) -> Path:
-    """hf_hub_download with a one-line, actionable failure when offline or missing."""
-    from huggingface_hub import hf_hub_download  # the hub client is needed only for hub files
-
-    repo_id, filename, revision = hub["repo_id"], hub["filename"], hub.get("revision")
+    """A hub file, with a one-line, actionable failure when offline or missing (fast: see `hub.py`)."""
+    repo_id, filename, revision = _hub_fields(hub, what)
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
+        return hub_file(repo_id, filename, revision=revision)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "not available here"
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else first_line(exc)[:120]
+        reason = first_line(exc)[:120]
         rev = f" --revision {revision}" if revision else ""
         raise OfflineError(
             f"{what} needs {repo_id}/{filename}{'@' + revision if revision else ''} from the Hugging Face hub, "
             f"which is not in the local cache and cannot be downloaded ({reason}); on a machine with network run "
             f"`huggingface-cli download {repo_id} {filename}{rev}` and copy ~/.cache/huggingface/hub here"
         ) from exc
+
+
+def _hub_fields(hub: object, what: str) -> tuple[str, str, str | None]:
+    """repo_id, filename and revision of a hub location, or a line saying which field is wrong."""
+    if not isinstance(hub, dict):
+        raise CheckpointError(f"{what}: its hub location must be an object with repo_id and filename, not {hub!r}")
+    for key in ("repo_id", "filename"):
+        if not isinstance(hub.get(key), str) or not hub[key].strip():
+            raise CheckpointError(f"{what}: its hub location {json.dumps(hub)} lacks '{key}' (a non-empty string)")
+    revision = hub.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise CheckpointError(f"{what}: its hub 'revision' must be a string, not {revision!r}")
+    return hub["repo_id"], hub["filename"], revision
 
 
 def find_weight_file(name: str, *, sha256: str | None, hub: dict | None, search: list[Path]) -> Path:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from conftest import synth_song
 from mdxmix.stems import STEMS
 from mdxmix.train.synthetic_upstreams import SyntheticUpstream, random_synthetic
+
+from conftest import synth_song
 
 
 def references(seconds: float = 4.0, seed: int = 3) -> torch.Tensor:

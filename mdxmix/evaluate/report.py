@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text
 from ..stems import STEMS
 from .metrics import track_mean, track_median
 
@@ -216,10 +217,7 @@ def write_outputs(results: Results, out_dir: str | Path, settings: dict | None =
     paths = []
     for name, text in files.items():
         path = out / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(write_text(path, text))
     return paths
 
 

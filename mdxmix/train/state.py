@@ -8,12 +8,13 @@ interrupted run stopped.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..atomic import atomic_path
 
 
 def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict) -> None:
@@ -23,9 +24,8 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         for slot, value in slots.items():
             tensors[f"optim.{index}.{slot}"] = torch.as_tensor(value).detach().cpu().contiguous()
     meta = {"info": info, "param_groups": optim["param_groups"]}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"mdxmix_train_state": json.dumps(meta)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"mdxmix_train_state": json.dumps(meta)})
 
 
 def read_state_info(path: Path) -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..errors import OfflineError, UpstreamError, first_line
+from ..hub import hub_file
 from .demucs_package import ALLOWED_CLASSES, load_demucs_package
 
 
@@ -51,14 +51,12 @@ def load_pretrained_demucs(name: str, device: torch.device | str = "cpu") -> Dem
     import yaml
     from demucs.apply import BagOfModels
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
-    from huggingface_hub import hf_hub_download
-
     namespace, _, short = name.rpartition("/")
     repo_id = f"{namespace or DEFAULT_NAMESPACE}/{hf_repo_name(short)}"
     try:
-        with open(hf_hub_download(repo_id, f"{short}.yaml")) as handle:
+        with open(hub_file(repo_id, f"{short}.yaml")) as handle:
             bag = yaml.safe_load(handle)
-        files = [hf_hub_download(repo_id, f"{sig}.safetensors") for sig in bag["models"]]
+        files = [hub_file(repo_id, f"{sig}.safetensors") for sig in bag["models"]]
     except Exception as exc:  # noqa: BLE001 - hub errors come in many types; all mean "not available"
         raise OfflineError(_missing_demucs_message(name, repo_id, exc)) from exc
     models = [load_demucs_package(f) for f in files]
@@ -71,8 +69,7 @@ def load_local_demucs(path: Path, name: str, device: torch.device | str = "cpu")
 
 
 def _missing_demucs_message(name: str, repo_id: str, exc: Exception) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    why = "HF_HUB_OFFLINE is set" if offline else f"download failed: {first_line(exc)[:120]}"
+    why = first_line(exc)[:120] if isinstance(exc, OfflineError) else f"download failed: {first_line(exc)[:120]}"
     return (
         f"Demucs model '{name}' is not in the Hugging Face cache and cannot be fetched ({why}); "
         f"on a machine with network run `huggingface-cli download {repo_id}` and copy "

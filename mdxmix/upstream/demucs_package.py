@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..atomic import atomic_path
 from ..errors import UpstreamError
 from .base import safetensors_metadata
 
@@ -51,7 +52,8 @@ def save_demucs_package(model: torch.nn.Module, path: str | Path, *, half: bool 
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     metadata = {"klass": klass, "args": json.dumps(_encode(list(args))), "kwargs": json.dumps(_encode(dict(kwargs)))}
     path = Path(path)
-    save_file(state, str(path), metadata=metadata)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return path
 
 

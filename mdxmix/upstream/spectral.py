@@ -22,8 +22,6 @@ loader refuses any other class or format and never unpickles.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..atomic import atomic_path
 from ..errors import UpstreamError
 from ..stems import STEMS
 from .base import safetensors_metadata
@@ -170,15 +169,8 @@ def save_spectral(model: SpectralMaskNet, path: str | Path, *, half: bool = Fals
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "class": CLASS_NAME, "config": model.config.to_json()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a weights file is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

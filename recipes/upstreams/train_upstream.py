@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -98,14 +97,11 @@ def build(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[str, ...]]:
 
 
 def save(model: torch.nn.Module, family: str, out: Path, half: bool) -> None:
-    """Atomic for both families: write a temp name in the same folder, then rename."""
-    tmp = out.with_name(out.name + ".partial")
+    """Both writers are atomic (mdxmix.atomic: a temp name in the same folder, then rename)."""
     if family == "demucs":
         from mdxmix.upstream.demucs_package import save_demucs_package
 
-        save_demucs_package(model, tmp, half=half)
-        os.chmod(tmp, 0o644)  # safetensors writes owner-only files; weights are meant to be shared
-        os.replace(tmp, out)
+        save_demucs_package(model, out, half=half)
     else:
         save_spectral(model, out, half=half)
 
