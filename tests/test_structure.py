@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("helpers", ("audio", "cache", "weightfiles", "device", "musdb", "hub", "atomic")),
     ("mixer", ("mixer",)),
     ("upstream", ("upstream",)),
-    ("checkpoint", ("checkpoint", "registry")),
+    ("checkpoint", ("checkpoint", "registry", "selection")),
     ("pipeline", ("pipeline",)),
     ("features", ("train", "evaluate")),
     ("command line", ("cli", "batch", "inputs", "outputs", "naming", "models_listing", "inspect_weights", "__main__")),

@@ -16,9 +16,9 @@ from typing import List, Optional
 import typer
 
 from ..errors import UsageError
+from ..mixer.ensembles import RULES
 from ..musdb import VALID, MusdbSplit, split_exists
 from .dataset import EstimatesFolder, EvaluationError
-from .ensembles import RULES
 from .metrics import HOP, WINDOW
 from .report import Results, rich_tables, to_json_dict, write_outputs
 from .runner import add_oracle_selection, build_baseline_systems, score_systems, select_per_source_best
