@@ -133,3 +133,23 @@ def test_models_says_which_mixers_take_which_upstreams(song, model_dir, tmp_path
     monkeypatch.setenv("MDXMIX_WEIGHTS", str(tmp_path))
     takes = {row["name"]: (row["mixer"], row["takes"]) for row in list_models()}
     assert takes == {"any": ("agnostic", "any upstreams"), "mdx": ("mdx_mixer", "exactly these upstreams")}
+
+
+def test_eval_scores_stems_from_folders_and_an_agnostic_mixer_over_them(song, tiny_dataset, tmp_path, capsys):
+    root, _ = song
+    track = tiny_dataset / "test" / "song04"
+    for name, gain in (("good", 0.9), ("poor", 0.5)):
+        for stem in STEMS:
+            audio = sf.read(track / f"{stem}.wav", dtype="float32")[0]
+            path = tmp_path / name / "song04" / f"{stem}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, gain * audio, 44100, subtype="FLOAT")
+    capsys.readouterr()
+    code = main(["eval", "--data", str(tiny_dataset), "--split", "test", "--stems-from", f"g={tmp_path / 'good'}",
+                 "--stems-from", str(tmp_path / "poor"), "--checkpoint", str(root / "agnostic.safetensors"),
+                 "--rules", "wave_avg", "--metric", "global", "-j", "1", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    text = json.dumps(report)
+    for system in ("g", "poor", "ensemble:wave_avg", "agnostic"):
+        assert f'"{system}"' in text, system
