@@ -27,6 +27,8 @@ from .stems import AUDIO_CHANNELS
 
 CACHE_VERSION = 1
 DEFAULT_MAX_GB = 20.0
+# Entries from before checksums are kept only if their samples look like audio stems.
+LEGACY_PEAK_LIMIT = 256.0
 _ENTRY_NAME = re.compile(r"^[0-9a-f]{32}\.(npy|json)$")
 _LEGACY_TEMP = re.compile(r"^\.[0-9a-f]{32}\.(npy|json)\.(\d+)(\.\d+)?\.tmp$")  # before atomic.py: pid in the name
 
@@ -102,24 +104,31 @@ class StemCache:
         """Memory-mapped (2, N) float16 views of each stem, or None when not cached (or damaged).
 
         `frames` and `stems`, when given, must match the entry too (the mixture's length,
-        the upstream's stems); an entry that does not is dropped so it can be recomputed.
+        the upstream's stems). A damaged or mismatched entry is deleted so that it is
+        recomputed; a file that cannot be read right now (an OSError) is left alone.
         """
         data_path, meta_path = self._paths(upstream_id, key)
         if not (data_path.exists() and meta_path.exists()):
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            names, length = list(meta["stems"]), int(meta["frames"])
-            ok = meta.get("sha256") == _digest(data_path, names, length, upstream_id)
-            data = np.load(data_path, mmap_mode="r") if ok else None
-        except (ValueError, OSError, KeyError, TypeError):
-            ok, data = False, None
-        ok = ok and data is not None and data.shape == (AUDIO_CHANNELS * len(names), length) and data.dtype == np.float16
-        ok = ok and (frames is None or length == frames) and (stems is None or set(stems) <= set(names))
-        if not ok:
+            names, length, digest = [str(n) for n in meta["stems"]], int(meta["frames"]), meta.get("sha256")
+            if digest is not None and digest != _digest(data_path, names, length, upstream_id):
+                raise ValueError("checksum mismatch")
+            data = np.load(data_path, mmap_mode="r")
+            if data.shape != (AUDIO_CHANNELS * len(names), length) or data.dtype != np.float16:
+                raise ValueError("wrong shape")
+            if (frames is not None and length != frames) or (stems is not None and not set(stems) <= set(names)):
+                raise ValueError("not this mixture's or upstream's entry")
+            if digest is None:  # written before entries had checksums: check what can be checked, then pin it
+                if not np.isfinite(data).all() or float(np.abs(data).max(initial=0.0)) > LEGACY_PEAK_LIMIT:
+                    raise ValueError("implausible samples")
+                _write_meta(meta_path, data_path, names, length, upstream_id)
+        except OSError:
+            return None
+        except (ValueError, KeyError, TypeError):
             self.drop(upstream_id, key)
             return None
-        assert data is not None
         return {stem: data[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1)] for i, stem in enumerate(names)}
 
     def drop(self, upstream_id: str, key: str) -> None:

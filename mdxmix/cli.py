@@ -33,7 +33,7 @@ from typer.exceptions import Abort, Exit
 
 from .atomic import check_output_file, check_output_folder
 from .errors import INTERRUPT, Interrupted, UsageError, UserError
-from .naming import DEFAULT_TEMPLATE
+from .naming import DEFAULT_TEMPLATE, check_template
 
 # Commands whose modules import training or evaluation code, loaded only when called.
 # The short help is what `mdxmix --help` lists (a test keeps it equal to the command's own).
@@ -41,7 +41,7 @@ LAZY_COMMANDS = {
     "train": ("mdxmix.train.command", "train_command", "EPILOG",
               "Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."),
     "eval": ("mdxmix.evaluate.command", "eval_command", "EPILOG",
-             "Score folders of separated stems against MUSDB18-HQ-layout references."),
+             "Score separated stems (SDR tables, per-track files, box plots)."),
 }
 
 
@@ -154,7 +154,6 @@ def separate(
     from .batch import OutputPlan, run_batch
     from .cache import StemCache
     from .inputs import expand_inputs
-    from .naming import check_template
     from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
 
@@ -320,8 +319,17 @@ SUBCOMMANDS = {"separate", "models", "eval", "train", "inspect", "cache"}
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+_MAIN_PID = os.getpid()
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     """Closing the terminal (SIGHUP) or `kill` (SIGTERM) stops like Ctrl-C: songs clean up, then exit."""
+    if os.getpid() != _MAIN_PID:  # a forked worker (data loading, scoring) reacts as Python's default would
+        if signum == signal.SIGINT:
+            signal.default_int_handler(signum, frame)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     first = not INTERRUPT.is_set()
     INTERRUPT.set(signum)
     if first:  # later signals only wait for the cleanup the first one started
@@ -340,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--install-completion", "--show-completion"):
         args = ["separate", *args]
     command = typer.main.get_command(app)
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     INTERRUPT.clear()
     try:

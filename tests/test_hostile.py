@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
+from mdxmix.checkpoint import CheckpointMeta, file_sha256, save_checkpoint
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
+from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, save_spectral
 
 from conftest import write_tone
 
@@ -96,10 +97,14 @@ def test_3_a_song_whose_last_stem_cannot_be_put_in_place_keeps_none_and_restores
     (folder / "vocals.wav").unlink()
     (folder / "vocals.wav").mkdir()  # the last rename fails: a folder is in the way
     (folder / "vocals.wav" / "keep").write_text("x")
-    again = run("song.wav", "-o", "out", "-c", ckpt, "--no-cache", "--overwrite", cwd=tmp_path)
-    assert again.returncode == 1 and "none of this song's stems were kept" in again.stderr
+    write_tone(tmp_path / "fresh.wav", 1.0, 44100)  # a first run, same fault: no stem may stay
+    (tmp_path / "out" / "tiny_mdx" / "fresh" / "vocals.wav").mkdir(parents=True)
+    again = run("song.wav", "fresh.wav", "-o", "out", "-c", ckpt, "--no-cache", "--overwrite", "--json", cwd=tmp_path)
+    assert again.returncode == 1 and [r["status"] for r in records(again)] == ["failed", "failed"]
+    assert all("none of this song's stems were kept" in r["error"] for r in records(again))
     for name in ("bass.wav", "drums.wav", "other.wav"):
         assert (folder / name).read_bytes() == before[name]  # the earlier stems, put back
+    assert [p.name for p in (tmp_path / "out" / "tiny_mdx" / "fresh").iterdir()] == ["vocals.wav"]
     assert temporaries(tmp_path / "out") == []
 
 
@@ -134,15 +139,27 @@ def test_4_signals_stop_cleanly_and_the_next_run_sweeps_what_a_killed_one_left(t
 
 
 # --- a failing song never stops the batch ------------------------------------------------
-def test_5_inputs_of_a_few_samples_are_separated_at_their_length(tmp_path, ckpt):
+@pytest.fixture(scope="module")
+def spectral_ckpt(tmp_path_factory) -> str:
+    """A checkpoint over a small STFT upstream of the family the bundled default uses (n_fft 2048)."""
+    folder = tmp_path_factory.mktemp("spectral")
+    torch.manual_seed(0)
+    net = SpectralMaskNet(SpectralConfig(stems=STEMS, n_fft=2048, hop=512, hidden=8, layers=1))
+    package = save_spectral(net, folder / "spec.safetensors")
+    spec = UpstreamSpec(family="spectral-file", model=package.name, stems=STEMS, sha256=file_sha256(package))
+    mixer = Conv1x1Mixer(Conv1x1Config(in_channels=10, segment=2**14))
+    return str(save_checkpoint(folder / "spec_mix.safetensors", mixer, CheckpointMeta(mixer.kind, {}, [spec])))
+
+
+def test_5_inputs_of_a_few_samples_are_separated_at_their_length(tmp_path, spectral_ckpt):
     sf.write(tmp_path / "blip.wav", np.full((100, 2), 0.1), 44100, subtype="FLOAT")
     sf.write(tmp_path / "short.wav", np.full((2048, 2), 0.1), 44100, subtype="FLOAT")
-    done = run("blip.wav", "short.wav", "-o", "out", "-c", ckpt, "--no-cache", "--json", cwd=tmp_path)
+    done = run("blip.wav", "short.wav", "-o", "out", "-c", spectral_ckpt, "--no-cache", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [r["status"] for r in records(done)] == ["ok", "ok"]
-    assert sf.info(tmp_path / "out" / "tiny_mdx" / "blip" / "vocals.wav").frames == 100
-    assert sf.info(tmp_path / "out" / "tiny_mdx" / "short" / "vocals.wav").frames == 2048
-    shown = run("inspect", "blip.wav", "-c", ckpt, "--no-cache", cwd=tmp_path)
+    assert sf.info(tmp_path / "out" / "spec_mix" / "blip" / "vocals.wav").frames == 100
+    assert sf.info(tmp_path / "out" / "spec_mix" / "short" / "vocals.wav").frames == 2048
+    shown = run("inspect", "blip.wav", "-c", spectral_ckpt, "--no-cache", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
 
 
@@ -182,6 +199,15 @@ def test_7_a_disk_that_fills_while_encoding_fails_the_song_cleanly_with_no_space
     left = [line for line in lines[lines.index("rc=1") + 1 :] if not line.endswith(".mdxmix-output")]
     assert left in ([], ["out/tiny_mdx"], ["out/tiny_mdx", "out/tiny_mdx/song"])  # no stem, no temporary
     assert "internal error" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_7_stdout_on_a_full_device_says_no_space_left_in_one_line(tmp_path, ckpt):
+    write_tone(tmp_path / "song.wav", 0.5, 44100)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "mdxmix", "song.wav", "--stdout", "vocals", "-c", ckpt, "--no-cache"],
+                              cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr.splitlines() == ["mdxmix: error: cannot write stdout: no space left on device"]
 
 
 def _cache_entry(cache: Path) -> tuple[Path, Path]:
@@ -248,6 +274,22 @@ def test_11_a_damaged_cache_entry_is_dropped_and_recomputed(tmp_path, ckpt, dama
         np.testing.assert_allclose(sf.read(tmp_path / "again" / "tiny_mdx" / "song" / name)[0], clean, atol=1e-5)
 
 
+def test_11_entries_from_before_checksums_are_kept_if_plausible_and_pinned(tmp_path):
+    from mdxmix.cache import StemCache
+
+    cache = StemCache(tmp_path)
+    for key, value in (("a" * 32, 0.5), ("b" * 32, 48000.0)):
+        cache.put("up", key, {"drums": torch.full((2, 100), 0.5), "bass": torch.zeros(2, 100)})
+        data, meta = cache._paths("up", key)
+        np.save(data, np.full((4, 100), value, dtype=np.float16))
+        info = json.loads(meta.read_text())
+        del info["sha256"]  # the format of earlier versions
+        meta.write_text(json.dumps(info))
+    kept = cache.get("up", "a" * 32, frames=100)
+    assert kept is not None and float(kept["drums"][0, 0]) == 0.5 and "sha256" in json.loads(cache._paths("up", "a" * 32)[1].read_text())
+    assert cache.get("up", "b" * 32) is None and not cache._paths("up", "b" * 32)[0].exists()
+
+
 def test_12_a_checkpoint_file_name_cannot_move_outputs_out_of_the_output_folder(tmp_path, ckpt):
     (tmp_path / "ck").mkdir()
     shutil.copy(ckpt, tmp_path / "ck" / "...safetensors")  # its name (stem) is '..'
@@ -280,6 +322,7 @@ def test_14_two_stems_of_loud_16_bit_material_add_back_within_half_a_quantisatio
     sf.write(tmp_path / "loud.wav", loud, 44100, subtype="PCM_16")
     original = sf.read(tmp_path / "loud.wav")[0]
     free = run("loud.wav", "-o", "free", "-c", ckpt, "--no-cache", "--two-stems", "vocals", "--float32", cwd=tmp_path)
+    assert free.returncode == 0, free.stderr
     peaks = [np.abs(sf.read(tmp_path / "free" / "tiny_mdx" / "loud" / f"{n}.wav")[0]).max() for n in ("vocals", "no_vocals")]
     assert min(peaks) > 1.0 and abs(peaks[0] - peaks[1]) > 0.5  # both clip in 16-bit, by different amounts
     done = run("loud.wav", "-o", "out", "-c", ckpt, "--no-cache", "--two-stems", "vocals", cwd=tmp_path)
@@ -330,7 +373,11 @@ def test_17_unwritable_output_paths_fail_before_the_work(tmp_path, ckpt):
     (tmp_path / "afile").write_text("")
     done = run("song.wav", "-o", "afile/out", "-c", ckpt, "--no-cache", cwd=tmp_path)
     assert done.returncode == 2 and "is a file, not a folder" in done.stderr
-    assert time.monotonic() - started < 60
+    done = run("eval", "--data", ".", "--estimates", ".", "--plot", "/missing/dir/sdr.png", cwd=tmp_path)
+    assert done.returncode == 2 and error_lines(done) == ["mdxmix: error: --plot /missing/dir/sdr.png: the folder /missing/dir does not exist"]
+    done = run("train", "--data", ".", "--out", "afile/run", cwd=tmp_path)
+    assert done.returncode == 2 and error_lines(done) == ["mdxmix: error: --out afile/run: afile is a file, not a folder"]
+    assert time.monotonic() - started < 90
 
 
 @pytest.mark.parametrize("args", [["--device", "tpu"], ["--precision", "fp8"], ["-d", "cuda:x"]])

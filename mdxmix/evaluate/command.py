@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import typer
 
+from ..atomic import check_output_file, check_output_folder
 from ..errors import UsageError
 from ..mixer.ensembles import RULES
 from ..musdb import VALID, MusdbSplit, split_exists
@@ -136,6 +137,10 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout instead of tables."),
 ) -> None:
     """Score separated stems (SDR tables, per-track files, box plots)."""
+    if plot is not None:
+        check_output_file(plot, "--plot")  # before the scoring, not after it
+    if out is not None:
+        check_output_folder(out, "--out")
     request = _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,
                        cache_dir)
     _add_stem_files(request, stems_from)

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..atomic import check_output_folder
 from ..mixer import PRESETS, describe_preset
 from .config import TrainConfig
 from .trainer import train
@@ -71,6 +72,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON line per epoch on stdout, and a JSON summary at the end."),
 ) -> None:
     """Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."""
+    check_output_folder(out, "--out")  # before the first epoch, not after it
     cfg = TrainConfig(
         data=data, out=out, upstreams=list(upstream), kind=kind, preset=preset, segment=segment, folds=folds, layers=layers,
         dropout=dropout, token_hidden=token_hidden, channel_hidden=channel_hidden, mixture=mixture, epochs=epochs,
