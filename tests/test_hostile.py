@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from mdxmix.checkpoint import CheckpointMeta, file_sha256, save_checkpoint
+from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
 from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, save_spectral
+from mdxmix.weightfiles import file_sha256
 
 from conftest import write_tone
 
