@@ -9,7 +9,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import TINY_SEGMENT, synth_song
 from mdxmix.checkpoint import CheckpointMeta, read_meta, save_checkpoint
 from mdxmix.cli import main
 from mdxmix.errors import UsageError
@@ -20,6 +19,8 @@ from mdxmix.registry import Registry
 from mdxmix.selection import choose_checkpoint
 from mdxmix.stems import STEMS
 from mdxmix.upstream.stem_files import StemFiles
+
+from conftest import TINY_SEGMENT, synth_song
 
 SECONDS = 2.0
 
