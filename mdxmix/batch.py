@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .atomic import sweep_stale, write_text
-from .audio import AudioInfo, read_audio, resample, resample_chunks
+from .audio import STDIN, AudioInfo, read_audio, resample, resample_chunks
 from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
 from .mixer.consistency import settle
@@ -87,7 +87,7 @@ def _exists(path: Path) -> bool:
 
 
 def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: SongOutput, *,
-               progress: Callable[[int, int], None] | None = None) -> SeparationReport:
+               progress: Callable[[int, int], None] | None = None, track: str | None = None) -> SeparationReport:
     """Stream the stems of a (2, N) input into `output` at the input's rate and length, then commit.
 
     Names in `output` are stems, or `no_<stem>` for the input minus that stem (computed at
@@ -99,7 +99,9 @@ def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: Son
     position = 0
     try:
         mixture = resample(audio, rate, SAMPLE_RATE)
-        chunks = (chunk.numpy() for chunk in separator.stream(mixture, on_progress=progress, on_report=reports.append))
+        stream = separator.stream(mixture, on_progress=progress, on_report=reports.append, track=track,
+                                  source_rate=rate)  # track and rate find the song's --stems-from files
+        chunks = (chunk.numpy() for chunk in stream)
         for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
             INTERRUPT.check()
             if separator.consistency != "none":  # add up at the input's own rate: resampling is not invertible
@@ -142,7 +144,8 @@ def separate_song(separator: Separator, song: Song, plan: OutputPlan, *, stream:
             assert plan.stdout is not None
             output = SongOutput({plan.stdout: None}, rate=info.sample_rate, fmt=fmt, stream=stream)
         with output:  # whatever happens, no staged stem outlives the song
-            report = write_song(separator, audio, info, output, progress=progress)
+            track = None if song.source == STDIN else Path(song.source).stem
+            report = write_song(separator, audio, info, output, progress=progress, track=track)
         outputs = {k: str(v) for k, v in paths.items()} or {plan.stdout or "": "-"}
         return Result(song.source, "ok", outputs, elapsed(), report.upstream_runs)
     except UserError as exc:

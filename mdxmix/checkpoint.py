@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from .atomic import atomic_path
 from .errors import CheckpointError, first_line
-from .mixer import MIXER_KINDS, Mixer, build_mixer
+from .mixer import MIXER_KINDS, AgnosticMixer, Mixer, build_mixer
 from .stems import SAMPLE_RATE, STEMS
 from .upstream.base import Upstream, UpstreamSpec, channel_names, check_provides
 from .weightfiles import verify_sha256
@@ -40,6 +40,11 @@ class CheckpointMeta:
     provenance: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     mixture: bool = True  # the mixture is X's first two channels; False is the paper's Table 6 condition
+
+    @property
+    def any_upstreams(self) -> bool:
+        """True for a mixer that takes any set of upstreams (then `upstreams` is only its default set)."""
+        return self.mixer_kind == AgnosticMixer.kind
 
     @property
     def channels(self) -> list[str]:
@@ -98,7 +103,7 @@ class CheckpointMeta:
         if not self.mixture and not self.upstreams:
             raise CheckpointError(f"{where}: a mixer without the mixture needs at least one upstream")
         expected = len(self.channels)
-        if self.mixer_config.get("in_channels") != expected:
+        if not self.any_upstreams and self.mixer_config.get("in_channels") != expected:
             raise CheckpointError(
                 f"{where}: mixer takes {self.mixer_config.get('in_channels')} channels but its upstreams give {expected}"
             )

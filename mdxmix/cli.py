@@ -154,6 +154,9 @@ def separate(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache (default $MDXMIX_CACHE or the user cache dir; `mdxmix cache` shows it)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the upstream stem cache."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per finished song on stdout; no progress bars."),
+    upstream: list[str] = typer.Option([], "--upstream", "-u", help="Run these separators instead of the checkpoint's: FAMILY:MODEL[:stem+stem], repeatable. A checkpoint trained for exactly this set is used when one is registered, else the agnostic mixer."),
+    stems_from: list[str] = typer.Option([], "--stems-from", help="A folder of stems another tool wrote (demucs, audio-separator/UVR, MSST naming), or DIR::vocals={track}_v.wav,... ; repeatable; mixed by the agnostic mixer."),
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", help="Combine the upstreams with a fixed rule instead of a mixer: wave_avg, wave_median, spec_median_mix, ... (the rules of `mdxmix eval`)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and details on errors."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: separate only shard K of N (by a hash of each song's path below its input folder), for N workers on one library."),
 ) -> None:
@@ -189,8 +192,9 @@ def separate(
     if sum(song.source == "-" for song in songs) > 1:
         raise UsageError("stdin ('-') can be read only once")
     cache = None if no_cache else StemCache(cache_dir)
+    checkpoint, specs, folders, files = choose_mixer(checkpoint, upstream, stems_from, ensemble)
     separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision, cache=cache,
-                          consistency=consistency)
+                          specs=specs, search=folders, stem_files=files, ensemble=ensemble, consistency=consistency)
     show_progress = stderr.is_terminal and not as_json
 
     def on_result(result) -> None:
@@ -277,6 +281,25 @@ def inspect(
         for i, name in enumerate(trace.inputs):
             table.add_row(name, *[f"{trace.mean[i, o]:+.2f} ({trace.std[i, o]:.2f})" for o in range(len(OUTPUT_NAMES))])
         Console().print(table)
+
+
+def choose_mixer(checkpoint: str, upstream: list[str], stems_from: list[str], ensemble: str | None):
+    """The checkpoint, upstream specs and stem folders a `separate` call asks for, saying any choice made."""
+    from .selection import choose_checkpoint
+    from .upstream.parse import parse_upstream
+    from .upstream.stem_files import parse_stems_from
+
+    parsed = [parse_upstream(text) for text in upstream]
+    specs = [spec for spec, _ in parsed] or None
+    folders = [folder for _, folder in parsed if folder is not None]  # where --upstream weight files are
+    files = [parse_stems_from(text) for text in stems_from]
+    if specs and len({s.id for s in specs}) != len(specs):
+        raise UsageError("an --upstream is named twice")
+    if (specs or files) and checkpoint == "default" and ensemble is None:
+        choice = choose_checkpoint(specs or [], bool(files))
+        print(f"mdxmix: {choice.reason}", file=sys.stderr)
+        return choice.checkpoint, choice.specs, folders, files
+    return checkpoint, specs, folders, files
 
 
 def _report_error(exc: BaseException, verbose: bool) -> None:

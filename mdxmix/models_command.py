@@ -32,12 +32,14 @@ def _table(title: str, rows: list[dict]):
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("name", "status", "size", "mixer", "upstreams", "description"):
+    takes = {"any upstreams": "any upstreams (these by default)", "exactly these upstreams": "exactly these"}
+    for column in ("name", "status", "size", "mixer", "takes", "upstreams", "description"):
         table.add_column(column, no_wrap=column in ("name", "status", "size", "mixer"))
     for row in rows:
         description = row["description"] or (row["location"] if row["registry"] == "user" else "")
         table.add_row(row["name"] + (" (default)" if row["default"] else ""), row["status"], row["size"],
-                      row.get("mixer", "?"), "\n".join(row.get("upstreams", [])) or "?", description)
+                      row.get("mixer", "?"), takes.get(row.get("takes", ""), "?"),
+                      "\n".join(row.get("upstreams", [])) or "?", description)
     return table
 
 

@@ -46,6 +46,7 @@ def list_models() -> list[dict]:
                 meta = read_meta(path)
                 row["mixer"] = meta.mixer_kind
                 row["upstreams"] = [f"{u.family}:{u.model} [{'+'.join(u.stems)}]" for u in meta.upstreams]
+                row["takes"] = "any upstreams" if meta.any_upstreams else "exactly these upstreams"
             except UserError as exc:
                 row["status"] = f"unreadable: {exc}"
         rows.append(row)

@@ -23,13 +23,16 @@ from .cache import CacheWriter, StemCache, audio_key
 from .checkpoint import CheckpointMeta, check_upstreams, load_checkpoint
 from .device import pick_device
 from .errors import UsageError, UserError
-from .mixer import Mixer
+from .mixer import AgnosticMixer, Mixer
 from .mixer.consistency import check_mode, settle
 from .mixer.engine import mix_stream
+from .mixer.ensembles import RULES, ensemble_stems
 from .mixer.normalize import Normalizer
 from .registry import Registry
 from .stems import AUDIO_CHANNELS, SAMPLE_RATE, STEMS
-from .upstream import Upstream, build_upstream
+from .upstream import Upstream, UpstreamSpec, build_upstream
+from .upstream.base import check_provides
+from .upstream.stem_files import StemFiles
 from .weightfiles import upstream_search_path
 
 ProgressCallback = Callable[[int, int], None]
@@ -66,12 +69,13 @@ class BlockedInput:
 
     def __init__(self, mixture: Tensor, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
                  normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None,
-                 include_mixture: bool = True, device: torch.device | str = "cpu", prefetch: bool = False) -> None:
+                 include_mixture: bool = True, device: torch.device | str = "cpu", prefetch: bool = False,
+                 provided: list[dict] | None = None) -> None:
         self.mixture = mixture
         self.device = torch.device(device)
         self.include_mixture = include_mixture  # False: X is the upstream stems alone (paper Table 6)
-        self.upstreams = upstreams
-        self.stems_used = stems_used
+        self.upstreams: list[Upstream | None] = list(upstreams)
+        self.stems_used = list(stems_used)
         self.normalizer = normalizer
         self.length = mixture.shape[-1]
         # One block when the song is only a little longer than a block: no context overhead.
@@ -91,6 +95,13 @@ class BlockedInput:
                 self.cached[i] = cache.get(upstream.name, key, frames=self.length, stems=tuple(upstream.stems))
                 if self.cached[i] is None:
                     self.writers[i] = cache.writer(upstream.name, key, tuple(upstream.stems), self.length)
+        # Stems that exist already (`--stems-from` folders) come after the upstreams run here; like
+        # cache entries they are only read, so they need no upstream object and no cache writer.
+        for stems in provided or []:
+            self.upstreams.append(None)
+            self.stems_used.append(tuple(stems))
+            self.cached.append(stems)
+            self.writers.append(None)
 
     def read(self, start: int, stop: int) -> Tensor:
         first, last = start // self.block, (stop - 1) // self.block
@@ -172,7 +183,11 @@ class Separator:
                  batch_size: int | None = None, block_seconds: float = 60.0, context_seconds: float = 3.0,
                  precision: str = "fp32", upstreams: list[Upstream] | None = None,
                  cache: StemCache | None = None, consistency: str | None = None,
-                 prefetch: bool | None = None) -> None:
+                 prefetch: bool | None = None, specs: list[UpstreamSpec] | None = None,
+                 search: list[Path] | None = None, stem_files: list[StemFiles] | None = None,
+                 ensemble: str | None = None) -> None:
+        """`specs` and `stem_files` replace the checkpoint's upstreams (a mixer of kind agnostic takes any;
+        another checkpoint only its own); `ensemble` combines the upstreams with a fixed rule instead of the mixer."""
         if consistency is not None:  # a usage error, found before any model is loaded
             try:
                 check_mode(consistency)
@@ -197,10 +212,24 @@ class Separator:
         self.prefetch = self.device.type == "cuda" if prefetch is None else prefetch
         self.block = int(block_seconds * SAMPLE_RATE)
         self.context = int(context_seconds * SAMPLE_RATE)
+        self.specs = list(self.meta.upstreams if specs is None else specs)
+        self.stem_files = list(stem_files or [])
+        self.ensemble = _check_ensemble(ensemble)
+        free = self.meta.any_upstreams or self.ensemble is not None
+        if self.stem_files and not free:
+            raise UsageError(f"--stems-from needs a mixer that takes any upstreams ('{self.name}' takes only its own) or --ensemble")
         if upstreams is None:
-            search = upstream_search_path(self.checkpoint_path)
-            upstreams = [build_upstream(spec, search, self.device) for spec in self.meta.upstreams]
-        check_upstreams(self.meta, upstreams, f"checkpoint '{self.name}'")
+            folders = [*(search or []), *upstream_search_path(self.checkpoint_path)]
+            upstreams = [build_upstream(spec, folders, self.device) for spec in self.specs]
+        if free:
+            for spec, upstream in zip(self.specs, upstreams, strict=True):
+                check_provides(spec, upstream)
+        else:
+            check_upstreams(self.meta, upstreams, f"checkpoint '{self.name}'")
+        if not self.specs and not self.stem_files and free:
+            raise UsageError("no upstreams: name some with --upstream or --stems-from")
+        if self.ensemble is not None:
+            self.name = f"ensemble-{self.ensemble}"
         self.upstreams = upstreams
         self.cache = cache
         if consistency is None:  # the default needs the mixture in X; a Table 6 mixer goes without
@@ -211,24 +240,26 @@ class Separator:
 
     def stream(self, mixture: Tensor, *, on_progress: ProgressCallback | None = None,
                on_weights: Callable[[list[int], Tensor], None] | None = None,
-               on_report: Callable[[SeparationReport], None] | None = None) -> Iterator[Tensor]:
+               on_report: Callable[[SeparationReport], None] | None = None,
+               track: str | None = None, source_rate: int = SAMPLE_RATE) -> Iterator[Tensor]:
         """(2, N) 44.1 kHz mixture → consecutive (8, n) chunks of de-normalised stems.
 
         `on_report`, when given, receives a `SeparationReport` once the song is complete.
+        `track` (the input's file name without extension) and `source_rate` find and check
+        the song's stems in `--stems-from` folders.
         """
         if mixture.dim() != 2 or mixture.shape[0] != AUDIO_CHANNELS:
             raise ValueError(f"expected a (2, N) mixture, got {tuple(mixture.shape)}")
         mixture = mixture.float()
         check_finite(mixture, "the mixture")
         normalizer = Normalizer.of(mixture)
-        source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.meta.upstreams], normalizer,
-                              block=self.block, context=self.context, cache=self.cache, include_mixture=self.meta.mixture,
-                              device=self.device, prefetch=self.prefetch)
+        provided = self._stem_files_of(track, mixture.shape[-1], source_rate)
+        source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.specs], normalizer, block=self.block,
+                              context=self.context, cache=self.cache, include_mixture=self.meta.mixture,
+                              device=self.device, prefetch=self.prefetch, provided=provided)
         done = 0
         try:
-            for chunk in mix_stream(source.read, mixture.shape[-1], self.mixer, batch_size=self.batch_size,
-                                    device=self.device, dtype=self.dtype, on_weights=on_weights,
-                                    consistency=self.consistency, to_host=False):
+            for chunk in self._chunks(source, mixture.shape[-1], tuple(source.stems_used), normalizer, on_weights):
                 stems = normalizer.inverse(chunk).cpu()  # de-normalised on the device: one copy per batch
                 if self.consistency != "none":
                     stems = settle(stems, mixture[:, done : done + stems.shape[-1]])
@@ -241,10 +272,30 @@ class Separator:
         if on_report is not None:
             on_report(SeparationReport(frames=int(mixture.shape[-1]), upstream_runs=source.upstream_runs))
 
-    def separate(self, audio: Tensor, sample_rate: int = SAMPLE_RATE) -> dict[str, Tensor]:
-        """(channels, N) at any rate → {stem: (2, N)} at that rate, held in memory."""
+    def _stem_files_of(self, track: str | None, frames: int, source_rate: int) -> list[dict]:
+        if not self.stem_files:
+            return []
+        if track is None:
+            raise UsageError("--stems-from finds a song's stems by its file name; it cannot be used with stdin")
+        return [files.open(track, frames, source_rate) for files in self.stem_files]
+
+    def _chunks(self, source: BlockedInput, length: int, layout: tuple, normalizer: Normalizer,
+                on_weights: Callable[[list[int], Tensor], None] | None) -> Iterator[Tensor]:
+        """Normalised (8, n) output chunks: the mixer through the engine, or the fixed ensemble rule.
+
+        An ensemble's stems are made to add up by `settle` alone (an even split of what is left).
+        """
+        if self.ensemble is not None:
+            yield from _ensemble_chunks(source, length, layout, self.ensemble, normalizer, self.block, self.context)
+            return
+        mixer = self.mixer.bind(layout) if isinstance(self.mixer, AgnosticMixer) else self.mixer
+        yield from mix_stream(source.read, length, mixer, batch_size=self.batch_size, device=self.device,
+                              dtype=self.dtype, on_weights=on_weights, consistency=self.consistency, to_host=False)
+
+    def separate(self, audio: Tensor, sample_rate: int = SAMPLE_RATE, *, track: str | None = None) -> dict[str, Tensor]:
+        """(channels, N) at any rate → {stem: (2, N)} at that rate, held in memory (`track`: see `stream`)."""
         mixture = resample(to_stereo(audio.float().cpu()), sample_rate, SAMPLE_RATE)
-        chunks = (chunk.numpy() for chunk in self.stream(mixture))
+        chunks = (chunk.numpy() for chunk in self.stream(mixture, track=track, source_rate=sample_rate))
         out = np.concatenate(list(resample_chunks(chunks, SAMPLE_RATE, sample_rate, frames=audio.shape[-1])), axis=1)
         stems = torch.from_numpy(out)
         if self.consistency != "none":  # resampling round trips are not exact: add up at the input's rate
@@ -254,4 +305,23 @@ class Separator:
     def separate_file(self, path: str | Path) -> dict[str, Tensor]:
         """Read a file and return its stems at the file's sample rate."""
         audio, info = read_audio(path)
-        return self.separate(audio, info.sample_rate)
+        return self.separate(audio, info.sample_rate, track=None if str(path) == "-" else Path(path).stem)
+
+
+def _check_ensemble(rule: str | None) -> str | None:
+    if rule is not None and rule not in RULES:
+        raise UsageError(f"--ensemble {rule!r}: use one of {', '.join(RULES)}")
+    return rule
+
+
+def _ensemble_chunks(source: BlockedInput, length: int, layout: tuple, rule: str, normalizer: Normalizer,
+                     block: int, context: int) -> Iterator[Tensor]:
+    """The fixed rule over blocks read with `context` on each side (so STFT rules see no block edges)."""
+    for start in range(0, length, block):
+        stop = min(start + block, length)
+        lo, hi = max(0, start - context), min(length, stop + context)
+        x = normalizer.inverse(source.read(lo, hi)).cpu().numpy()
+        if not source.include_mixture:
+            raise UsageError("--ensemble needs the mixture; this checkpoint was trained without it")
+        y = ensemble_stems(x, layout, rule)[:, start - lo : stop - lo]
+        yield normalizer.forward(torch.from_numpy(np.ascontiguousarray(y)))

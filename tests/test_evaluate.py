@@ -13,7 +13,6 @@ import soundfile as sf
 
 from mdxmix.evaluate import command as cmd
 from mdxmix.evaluate.dataset import EstimatesFolder, EvaluationError
-from mdxmix.evaluate.ensembles import RULES, ensemble, per_source_best
 from mdxmix.evaluate.metrics import (
     EPS,
     frame_median,
@@ -25,6 +24,7 @@ from mdxmix.evaluate.metrics import (
 )
 from mdxmix.evaluate.report import Results, best_per_column, rich_tables, to_csv, to_markdown
 from mdxmix.evaluate.runner import build_baseline_systems, score_systems, select_per_source_best
+from mdxmix.mixer.ensembles import RULES, ensemble, per_source_best
 from mdxmix.musdb import DatasetError, MusdbSplit
 from mdxmix.stems import SAMPLE_RATE, STEMS
 

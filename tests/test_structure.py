@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "hub")),
     ("mixer", ("mixer",)),
     ("upstream", ("upstream",)),
-    ("checkpoint", ("checkpoint", "registry", "model_card")),
+    ("checkpoint", ("checkpoint", "registry", "model_card", "selection")),
     ("pipeline", ("pipeline",)),
     ("features", ("train", "evaluate", "sharing")),
     ("command line", ("cli", "batch", "inputs", "outputs", "models_listing", "models_command", "naming", "inspect_weights",

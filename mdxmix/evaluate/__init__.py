@@ -12,9 +12,9 @@ The public entry points the rest of mdxmix (and users) call:
 
 from __future__ import annotations
 
+from ..mixer.ensembles import RULES, ensemble, per_source_best
 from ..musdb import MusdbSplit
 from .dataset import EstimatesFolder, EvaluationError
-from .ensembles import RULES, ensemble, per_source_best
 from .metrics import framewise_sdr, global_sdr, score_track
 from .report import Results, write_outputs
 from .runner import (

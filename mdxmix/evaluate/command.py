@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,13 +17,14 @@ import typer
 
 from ..atomic import check_output_file, check_output_folder
 from ..errors import UsageError
+from ..mixer.ensembles import RULES
 from ..musdb import VALID, MusdbSplit, split_exists
+from ..upstream.stem_files import StemFiles, parse_stems_from
 from .dataset import EstimatesFolder, EvaluationError
-from .ensembles import RULES
 from .metrics import HOP, WINDOW
 from .report import Results, rich_tables, to_json_dict, write_outputs
 from .runner import add_oracle_selection, build_baseline_systems, score_systems, select_per_source_best
-from .systems import CheckpointEstimates, UpstreamEstimates, upstream_systems
+from .systems import CheckpointEstimates, StemFilesEstimates, UpstreamEstimates, upstream_systems
 
 #: Default worker processes: one per core, at most this many.
 MAX_DEFAULT_JOBS = 8
@@ -52,6 +53,8 @@ exists (MUSDB18-HQ's standard 14 validation songs when the root has no valid/ fo
 H_DATA = "MUSDB18-HQ-layout root: ROOT/SPLIT/SONG/{mixture,drums,bass,other,vocals}.wav."
 H_ESTIMATES = "NAME=DIR (repeatable) folder of stems to score; bare DIR uses its folder name."
 H_UPSTREAM = "NAME=DIR (repeatable) upstream stems: scored alone and combined by every ensemble rule."
+H_STEMS_FROM = ("NAME=DIR[::stem={track}_x.wav,...] (repeatable) stems another tool wrote (demucs, audio-separator or "
+                "MSST naming): an upstream like --upstream, and what agnostic --checkpoint mixers mix.")
 H_SELECT = ("Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold "
             "that split's tracks too).")
 H_RULES = "Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."
@@ -86,6 +89,7 @@ class Request:
     jobs: int
     cache_dir: Optional[Path] = None
     consistency: tuple[str, ...] = ()
+    stem_files: dict[str, StemFiles] = field(default_factory=dict)
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -121,6 +125,7 @@ def eval_command(
     split: str = typer.Option("test", "--split", help="Split folder under ROOT to score."),
     estimates: List[str] = typer.Option([], "--estimates", help=H_ESTIMATES),
     upstream: List[str] = typer.Option([], "--upstream", help=H_UPSTREAM),
+    stems_from: List[str] = typer.Option([], "--stems-from", help=H_STEMS_FROM),
     select_split: Optional[str] = typer.Option(None, "--select-split", help=H_SELECT),
     rules: str = typer.Option("all", "--rules", help=H_RULES),
     checkpoint: List[str] = typer.Option([], "--checkpoint", help=H_CHECKPOINT),
@@ -143,6 +148,7 @@ def eval_command(
     request = _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,
                        cache_dir)
     request.consistency = tuple(consistency)
+    _add_stem_files(request, stems_from)
     if checkpoint and baselines and not request.upstreams:
         request.upstreams = upstream_systems(checkpoint[0], data, split, cache_dir)
         if select_split is None and split_exists(data, VALID):
@@ -194,11 +200,11 @@ def run(request: Request) -> Results:
         baselines = build_baseline_systems(folders, mixture=refs.mixture, per_source_choice=choice, rules=request.rules)
         systems = {**baselines, **systems}
     for name, label in zip(request.checkpoints, _checkpoint_labels(request.checkpoints)):
-        if not request.consistency:
-            systems[label] = CheckpointEstimates(name, request.data, request.split, request.cache_dir)
-        for mode in request.consistency:
-            systems[f"{label} [{mode}]"] = CheckpointEstimates(name, request.data, request.split, request.cache_dir,
-                                                               consistency=mode)
+        files = list(request.stem_files.values())
+        for mode in request.consistency or (None,):
+            row = label if mode is None else f"{label} [{mode}]"
+            systems[row] = CheckpointEstimates(name, request.data, request.split, request.cache_dir, consistency=mode,
+                                               stem_files=files)
     results = score_systems(refs, systems, refs.tracks(), metrics=request.metrics, jobs=request.jobs,
                             backend=request.backend)
     if folders:
@@ -226,8 +232,23 @@ def _checkpoint_labels(checkpoints: List[str]) -> list[str]:
     return [f"{Path(c).parent.name}/{s}" if stems.count(s) > 1 else s for c, s in zip(checkpoints, stems)]
 
 
+def _add_stem_files(request: Request, values: List[str]) -> None:
+    """`--stems-from NAME=DIR[::mapping]`: upstream rows, and the stems agnostic checkpoints mix."""
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or "::" in name or "/" in name:
+            name, rest = Path(value.partition("::")[0].rstrip("/")).name, value
+        if name in request.upstreams or name in request.estimates:
+            raise UsageError(f"--stems-from: name {name!r} is used twice")
+        files = parse_stems_from(rest)
+        request.stem_files[name] = files
+        request.upstreams[name] = StemFilesEstimates(files, request.data, request.split)
+
+
 def _on_split(source, split: str):
     """The same upstream, reading another split (cache-backed sources know their split)."""
+    if isinstance(source, StemFilesEstimates):
+        return StemFilesEstimates(source.files, source.data, split)
     if isinstance(source, UpstreamEstimates):
         return UpstreamEstimates(source.spec, source.search, source.data, split, source.cache_dir, source.device)
     return source

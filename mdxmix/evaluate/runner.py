@@ -21,9 +21,9 @@ from typing import Union
 
 import numpy as np
 
+from ..mixer.ensembles import RULES, ensemble, per_source_best
 from ..stems import STEMS
 from .dataset import EstimatesFolder
-from .ensembles import RULES, ensemble, per_source_best
 from .metrics import score_track, silent_estimates
 from .report import Results
 

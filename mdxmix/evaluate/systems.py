@@ -21,6 +21,7 @@ from ..registry import Registry
 from ..stems import SAMPLE_RATE, STEMS
 from ..upstream import build_upstream
 from ..upstream.base import UpstreamSpec
+from ..upstream.stem_files import StemFiles
 from ..weightfiles import upstream_search_path
 
 
@@ -34,10 +35,11 @@ class CheckpointEstimates:
     """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
 
     def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu",
-                 consistency: str | None = None) -> None:
+                 consistency: str | None = None, stem_files: list[StemFiles] | None = None) -> None:
         self.checkpoint, self.data, self.split = checkpoint, Path(data), split
         self.cache_dir, self.device = cache_dir, device
         self.consistency = consistency  # None: the separator's default
+        self.stem_files = list(stem_files or [])  # with these, an agnostic checkpoint mixes only them
         self._separator = None
 
     def __getstate__(self) -> dict:
@@ -47,13 +49,28 @@ class CheckpointEstimates:
         if self._separator is None:
             _worker_threads()
             options = {} if self.consistency is None else {"consistency": self.consistency}
-            self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir), **options)
+            self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir),
+                                        specs=[] if self.stem_files else None, stem_files=self.stem_files, **options)
         mixture = MusdbSplit(self.data, self.split).mixture(track)
-        stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), SAMPLE_RATE)
+        stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), SAMPLE_RATE, track=track)
         return {stem: stems[stem].numpy().T for stem in STEMS}
 
     def __repr__(self) -> str:
         return f"CheckpointEstimates({self.checkpoint!r})"
+
+
+class StemFilesEstimates:
+    """The stems another tool wrote for a split's songs (`--stems-from`), checked against each mixture's length."""
+
+    def __init__(self, files: StemFiles, data: Path, split: str) -> None:
+        self.files, self.data, self.split = files, Path(data), split
+
+    def __call__(self, track: str) -> dict[str, np.ndarray]:
+        frames = MusdbSplit(self.data, self.split).mixture(track).shape[0]
+        return {stem: np.asarray(reader).T for stem, reader in self.files.open(track, frames).items()}
+
+    def __repr__(self) -> str:
+        return f"StemFilesEstimates({str(self.files.folder)!r})"
 
 
 class UpstreamEstimates:

@@ -6,14 +6,16 @@ from typing import Union
 
 from torch import nn
 
+from .agnostic import AgnosticConfig, AgnosticMixer, BoundAgnosticMixer, Layout
 from .conv1x1 import Conv1x1Config, Conv1x1Mixer
 from .mdx_mixer import PRESETS, MDXMixer, MDXMixerConfig, apply_weights, describe_preset, fold
 
-Mixer = Union[MDXMixer, Conv1x1Mixer]
+Mixer = Union[MDXMixer, Conv1x1Mixer, AgnosticMixer]
 
 MIXER_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     MDXMixer.kind: (MDXMixer, MDXMixerConfig),
     Conv1x1Mixer.kind: (Conv1x1Mixer, Conv1x1Config),
+    AgnosticMixer.kind: (AgnosticMixer, AgnosticConfig),
 }
 
 
@@ -26,6 +28,10 @@ def build_mixer(kind: str, config: dict) -> Mixer:
 
 
 __all__ = [
+    "AgnosticConfig",
+    "AgnosticMixer",
+    "BoundAgnosticMixer",
+    "Layout",
     "Conv1x1Config",
     "Conv1x1Mixer",
     "MDXMixer",

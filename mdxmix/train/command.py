@@ -30,6 +30,10 @@ EPILOG = """Examples:
   # a 1x1-conv baseline, resumed after an interruption
 
   mdxmix train --data corpus --upstream demucs-file:weights/up.safetensors --kind conv1x1 --epochs 50 --out runs/conv --resume
+
+  # a mixer for any upstreams: random sets of 1-4 from this pool and synthetic separators
+
+  mdxmix train --kind agnostic --preset tiny --data corpus --upstream demucs-file:weights/hdemucs16.safetensors --upstream spectral-file:weights/spectral4.safetensors --out runs/agnostic
 """
 
 
@@ -37,7 +41,7 @@ def train_command(
     data: Path = typer.Option(..., "--data", help="Dataset root in MUSDB18-HQ layout: ROOT/{train,valid,test}/SONG/{mixture,drums,bass,other,vocals}.wav."),
     upstream: list[str] = typer.Option([], "--upstream", "-u", help="FAMILY:MODEL[:stem+stem], repeatable, in channel order (demucs:htdemucs, demucs-file:PATH:vocals). None: mix the mixture alone (the paper's C=0 condition)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: best.safetensors (lowest validation loss), state.safetensors (resume), log.jsonl."),
-    kind: str = typer.Option(D("kind"), "--kind", help="mdx_mixer (time-varying W_k) or conv1x1 (one W)."),
+    kind: str = typer.Option(D("kind"), "--kind", help="mdx_mixer (time-varying W_k), conv1x1 (one W) or agnostic (takes any upstreams; trained on random sets of the --upstream pool and synthetic separators)."),
     preset: str = typer.Option(D("preset"), "--preset", help=f"Mixer size ({PRESET_HELP}; tiny is the bundled default's). The 1x1 conv takes only its T."),
     segment: Optional[int] = typer.Option(None, "--segment", help="T, samples per segment (power of two); overrides the preset."),
     folds: Optional[int] = typer.Option(None, "--folds", help="F, the folding factor; overrides the preset."),
@@ -63,6 +67,8 @@ def train_command(
     workers: int = typer.Option(D("workers"), "--workers", min=0, help="DataLoader worker processes."),
     half: bool = typer.Option(D("half"), "--half", help="Store the checkpoint's weights in float16."),
     resume: bool = typer.Option(D("resume"), "--resume", help="Continue the run in --out from its last finished epoch."),
+    synthetic: float = typer.Option(D("synthetic"), "--synthetic", help="--kind agnostic: chance that each member of an example's upstream set is a synthetic separator rather than one of the --upstream pool."),
+    max_upstreams: int = typer.Option(D("max_upstreams"), "--max-upstreams", help="--kind agnostic: each example mixes 1 to this many upstreams."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per epoch on stdout, and a JSON summary at the end."),
 ) -> None:
     """Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."""
@@ -74,6 +80,7 @@ def train_command(
         lr=lr, shift=shift, seed=seed, train_split=train_split, valid_split=valid_split, steps_per_epoch=steps_per_epoch,
         cache_dir=cache_dir, device=device, amp=amp, workers=workers, resume=resume, init=init,
         upstream_trained_on=list(upstream_trained_on), val_hop=val_hop, half=half, json_log=as_json,
+        synthetic=synthetic, max_upstreams=max_upstreams,
     )
     summary = train(cfg)
     if not summary.main:

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import UserError
-from ..mixer import PRESETS, Conv1x1Mixer, MDXMixer
+from ..mixer import PRESETS, AgnosticMixer, Conv1x1Mixer, MDXMixer
+from ..mixer.agnostic import AGNOSTIC_PRESETS
 
-KINDS = (MDXMixer.kind, Conv1x1Mixer.kind)
+KINDS = (MDXMixer.kind, Conv1x1Mixer.kind, AgnosticMixer.kind)
 INITS = ("average", "zero")
 VAL_HOPS = ("segment", "quarter")
 
@@ -48,6 +49,8 @@ class TrainConfig:
     half: bool = False
     json_log: bool = False
     progress: bool = True
+    synthetic: float = 0.5  # agnostic kind: chance that a member of an example's upstream set is synthetic
+    max_upstreams: int = 4  # agnostic kind: each example mixes 1..max_upstreams upstreams
 
     def __post_init__(self) -> None:
         for option, value, allowed in (("--kind", self.kind, KINDS), ("--preset", self.preset, tuple(PRESETS)),
@@ -56,6 +59,20 @@ class TrainConfig:
                 raise UserError(f"{option} {value!r}: use {' or '.join(allowed)}")
         if not self.mixture and not self.upstreams:
             raise UserError("--no-mixture needs at least one --upstream (X would be empty)")
+        if self.kind == AgnosticMixer.kind:
+            self._check_agnostic()
+
+    def _check_agnostic(self) -> None:
+        if self.preset not in AGNOSTIC_PRESETS:
+            raise UserError(f"--preset {self.preset!r}: the agnostic mixer comes in {' or '.join(AGNOSTIC_PRESETS)}")
+        if not self.upstreams:
+            raise UserError("--kind agnostic needs at least one real --upstream (validation mixes them)")
+        if not self.mixture:
+            raise UserError("--kind agnostic always mixes the mixture; drop --no-mixture")
+        if self.init != "average":
+            raise UserError("--kind agnostic always starts as the per-stem average of its upstreams; drop --init")
+        if not 0.0 <= self.synthetic <= 1.0 or not 1 <= self.max_upstreams <= 8:
+            raise UserError("--synthetic must be in [0, 1] and --max-upstreams in 1..8")
 
     @classmethod
     def default(cls, name: str):

@@ -27,11 +27,12 @@ from .. import __version__
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
 from ..errors import CheckpointError, UserError
-from ..mixer import PRESETS, Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
+from ..mixer import PRESETS, AgnosticConfig, AgnosticMixer, Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
 from ..mixer.engine import mix_stream
 from ..stems import AUDIO_CHANNELS, STEMS
 from ..upstream import Upstream, UpstreamSpec, build_upstream
 from ..upstream.parse import parse_upstream
+from .agnostic import SubsetSampler, run_agnostic_epoch
 from .config import TrainConfig, TrainSummary
 from .data import PreparedSong, SegmentDataset, prepare_split, song_seconds
 from .distributed import Distributed
@@ -53,13 +54,15 @@ class Prepared:
 
 def build_model(cfg: TrainConfig, in_channels: int) -> Mixer:
     """The mixer a config asks for: the preset's size (and T for the 1×1 conv) with per-field overrides."""
-    segment = cfg.segment or PRESETS[cfg.preset]["segment"]
+    segment = cfg.segment or PRESETS.get(cfg.preset, {}).get("segment")
     try:
         if cfg.kind == Conv1x1Mixer.kind:
             return Conv1x1Mixer(Conv1x1Config(in_channels=in_channels, segment=segment))
         overrides = {k: v for k, v in dict(segment=cfg.segment, folds=cfg.folds, layers=cfg.layers, dropout=cfg.dropout,
                                            token_hidden=cfg.token_hidden, channel_hidden=cfg.channel_hidden).items()
                      if v is not None}
+        if cfg.kind == AgnosticMixer.kind:
+            return AgnosticMixer(AgnosticConfig.preset(cfg.preset, **overrides))
         return MDXMixer(MDXMixerConfig.preset(cfg.preset, in_channels, **overrides))
     except ValueError as exc:
         raise UserError(f"invalid mixer size: {exc}") from exc
@@ -137,7 +140,7 @@ def build(cfg: TrainConfig, specs: list[UpstreamSpec], device: torch.device) -> 
     torch.manual_seed(cfg.seed)
     in_channels = AUDIO_CHANNELS * (int(cfg.mixture) + sum(len(s.stems) for s in specs))
     model = build_model(cfg, in_channels)
-    if cfg.init == "average":
+    if cfg.init == "average" and not isinstance(model, AgnosticMixer):  # a fresh agnostic mixer is the average
         model.set_time_invariant_weights(average_weights([s.stems for s in specs], cfg.mixture))
     model.to(device)
     return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -219,6 +222,7 @@ def provenance(cfg: TrainConfig, data: Prepared, env: Distributed) -> dict:
         "valid_songs": len(data.valid_songs), "segment_shift": cfg.shift, "batch_size_per_device": cfg.batch_size,
         "world_size": env.world, "lr": cfg.lr, "seed": cfg.seed, "git_commit": git_commit(), "mdxmix": __version__,
         "leakage_warnings": data.warnings,
+        **({"synthetic_share": cfg.synthetic, "max_upstreams": cfg.max_upstreams} if cfg.kind == AgnosticMixer.kind else {}),
     }
 
 
@@ -238,17 +242,17 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
     if env.main:
         _place_upstream_files(data.specs, data.search, cfg.out)
     info = resume(cfg, model, optimizer, data.specs, env, log)
-    net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
     dataset = SegmentDataset(data.train_songs, model.segment, cfg.shift)
+    epoch_step, scored = _epoch_step(cfg, model, optimizer, dataset, data.specs, env)
     base = provenance(cfg, data, env)
     if info["epoch"] == 0:  # where training starts from: the loss curve's epoch 0
-        info["initial_valid_loss"] = validate(model, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
+        info["initial_valid_loss"] = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
         if env.main and not cfg.json_log:
             log(f"epoch 0: valid L1 {info['initial_valid_loss']:.5f} (initial weights)", file=sys.stderr)
     for epoch in range(info["epoch"] + 1, cfg.epochs + 1):
         started = time.perf_counter()
-        train_loss, segments = run_epoch(cfg, net, optimizer, dataset, env, epoch)
-        valid_loss = validate(model, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
+        train_loss, segments = epoch_step(epoch)
+        valid_loss = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
         improved = info["best_loss"] is None or valid_loss < info["best_loss"]
         if improved:
             info["best_loss"], info["best_epoch"] = valid_loss, epoch
@@ -265,6 +269,30 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
                         best_loss=info["best_loss"], initial_valid_loss=info.get("initial_valid_loss"),
                         epochs=info["epoch"], upstream_loads=data.upstream_loads, history=info["history"],
                         config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()})
+
+
+def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
+                specs: list[UpstreamSpec], env: Distributed):
+    """`epoch -> (train loss, segments)` for this kind of mixer, and the module validation mixes with.
+
+    The agnostic mixer trains on random upstream sets (`agnostic`) and is validated on the whole
+    real pool; the other mixers train on their one fixed set, under DDP when there are several processes.
+    """
+    if not isinstance(model, AgnosticMixer):
+        net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
+        return (lambda epoch: run_epoch(cfg, net, optimizer, dataset, env, epoch)), model
+    pool = tuple(tuple(s.stems) for s in specs)
+    sampler = SubsetSampler(pool, cfg.synthetic, cfg.max_upstreams, torch.Generator().manual_seed(cfg.seed + 7919 * env.rank))
+
+    def step(epoch: int) -> tuple[float, int]:
+        order = epoch_order(cfg, len(dataset), epoch, env.world)
+        sampler.generator.manual_seed(cfg.seed * 100_003 + epoch + 7919 * env.rank)  # --resume draws the same sets
+        steps = -(-len(order) // (cfg.batch_size * env.world))
+        with _epoch_progress(cfg.progress and env.main and not cfg.json_log, epoch, steps) as advance:
+            loss = run_agnostic_epoch(model, optimizer, dataset, order, cfg.batch_size, sampler, env, advance)
+        return env.all_sum([loss])[0] / env.world, len(order)
+
+    return step, model.bind(pool)
 
 
 def git_commit() -> str:

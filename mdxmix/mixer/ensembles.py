@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from ..stems import STEMS
+
 N_FFT: int = 2048
 HOP: int = 1024
 
@@ -138,3 +140,28 @@ def per_source_best(validation: Mapping[str, Mapping[str, float]], stems: Sequen
         if best_name is not None:
             choice[stem] = best_name
     return choice
+
+
+def ensemble_stems(x: np.ndarray, layout: Sequence[Sequence[str]], rule: str) -> np.ndarray:
+    """Four stems (8, n) from X = [mixture | each upstream's stems] (2+C, n) with a fixed `rule`.
+
+    Why: `mdxmix separate --ensemble RULE` offers the non-learned combination peers offer,
+    over any upstreams. Each stem is `rule` over the upstreams that give it; a stem no
+    upstream gives is the rest of the mixture (mixture minus the stems that are given),
+    split evenly between the missing stems, the same rule the agnostic mixer starts from.
+    """
+    mixture = x[:2].T
+    estimates: dict[str, list[np.ndarray]] = {stem: [] for stem in STEMS}
+    row = 2
+    for stems in layout:
+        for stem in stems:
+            estimates[stem].append(x[row : row + 2].T)
+            row += 2
+    if row != x.shape[0]:
+        raise ValueError(f"X has {x.shape[0]} channels, the layout {list(layout)} needs {row}")
+    out = {stem: ensemble(found, rule, mixture) for stem, found in estimates.items() if found}
+    missing = [stem for stem in STEMS if stem not in out]
+    if missing:
+        rest = (mixture - sum(out.values(), np.zeros_like(mixture))) / len(missing)
+        out.update({stem: rest for stem in missing})
+    return np.concatenate([out[stem].T for stem in STEMS]).astype(np.float32)

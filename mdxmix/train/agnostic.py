@@ -1,0 +1,99 @@
+"""Training the agnostic mixer: every example sees its own random set of one to four upstreams.
+
+Why: the agnostic mixer is meant for separators it has never seen, so it must not learn
+one fixed set. For each training example a set of 1–`max_upstreams` upstreams is drawn:
+each member is, with probability `synthetic`, a fresh synthetic separator (random stems
+and quality, made from the example's true stems, `synthetic_upstreams`), otherwise one of
+the real upstreams of the pool not drawn yet (with `synthetic` 0 a set is at most the pool; its cached stems; a four-stem one gives a
+single random stem a quarter of the time, so single-stem upstreams are seen too). The
+order of the set is random. Gradients of the examples of a step are averaged, and under
+torchrun averaged over processes, as DDP would.
+
+Validation mixes the whole real pool (the checkpoint's default upstreams) through the
+inference engine, so "best epoch" means best on real separators.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ..mixer import AgnosticMixer
+from ..mixer.agnostic import Layout
+from ..stems import AUDIO_CHANNELS, STEMS
+from .data import SegmentDataset
+from .distributed import Distributed
+from .synthetic_upstreams import random_synthetic
+
+
+class SubsetSampler:
+    """Draws the upstream set of one example from the real pool and synthetic separators."""
+
+    def __init__(self, pool: Layout, synthetic: float, max_upstreams: int, generator: torch.Generator) -> None:
+        if not 0.0 <= synthetic <= 1.0:
+            raise ValueError("the synthetic share must be in [0, 1]")
+        self.pool, self.synthetic, self.max_upstreams, self.generator = pool, synthetic, max_upstreams, generator
+
+    def _uniform(self) -> float:
+        return float(torch.rand((), generator=self.generator))
+
+    def draw(self, x: Tensor, y: Tensor) -> tuple[Tensor, Layout]:
+        """(2+C_pool, T) pool input and (8, T) target → (2+C, T) input of a random set, and its layout."""
+        count = int(torch.randint(1, self.max_upstreams + 1, (), generator=self.generator))
+        unused = torch.randperm(len(self.pool), generator=self.generator).tolist()
+        blocks, layout = [], []
+        for _ in range(count):
+            if unused and self._uniform() >= self.synthetic:
+                stems, rows = self._real(x, unused.pop())
+            elif self.synthetic > 0:
+                stems, rows = self._synthetic(y)
+            else:  # real upstreams only, and every one is in the set already
+                break
+            blocks.append(rows)
+            layout.append(stems)
+        return torch.cat([x[:AUDIO_CHANNELS], *blocks]), tuple(layout)
+
+    def _real(self, x: Tensor, index: int) -> tuple[tuple[str, ...], Tensor]:
+        stems = self.pool[index]
+        first = AUDIO_CHANNELS * (1 + sum(len(s) for s in self.pool[:index]))
+        rows = x[first : first + AUDIO_CHANNELS * len(stems)]
+        if len(stems) > 1 and self._uniform() < 0.25:
+            keep = int(torch.randint(0, len(stems), (), generator=self.generator))
+            return (stems[keep],), rows[AUDIO_CHANNELS * keep : AUDIO_CHANNELS * (keep + 1)]
+        return stems, rows
+
+    def _synthetic(self, y: Tensor) -> tuple[tuple[str, ...], Tensor]:
+        upstream = random_synthetic(self.generator)
+        estimates = upstream.separate(y.view(len(STEMS), AUDIO_CHANNELS, -1), self.generator)
+        return upstream.stems, torch.cat([estimates[s] for s in upstream.stems])
+
+
+def run_agnostic_epoch(model: AgnosticMixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
+                       order: list[int], batch_size: int, sampler: SubsetSampler, env: Distributed,
+                       advance=lambda: None) -> float:
+    """One pass over this process's share of `order`; returns its mean train L1."""
+    model.train()
+    mine = order[env.rank :: env.world]
+    loss_sum, steps = 0.0, 0
+    for first in range(0, len(mine), batch_size):
+        optimizer.zero_grad(set_to_none=True)
+        batch = mine[first : first + batch_size]
+        step_loss = 0.0
+        for item in batch:
+            x, y = dataset[item]
+            x_set, layout = sampler.draw(x, y)
+            prediction, _ = model(x_set[None].to(env.device), layout)
+            loss = (prediction[0] - y.to(env.device)).abs().mean() / len(batch)  # paper Eq. 2, averaged over the batch
+            loss.backward()
+            step_loss += float(loss.detach())
+        if env.world > 1:
+            for parameter in model.parameters():
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad)
+                    parameter.grad /= env.world
+        optimizer.step()
+        loss_sum += step_loss
+        steps += 1
+        advance()
+    return loss_sum / max(steps, 1)

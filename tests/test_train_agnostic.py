@@ -1,0 +1,73 @@
+"""`mdxmix train --kind agnostic`: random upstream sets per example, a checkpoint that takes any set."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mdxmix.checkpoint import load_checkpoint
+from mdxmix.errors import UserError
+from mdxmix.mixer import AgnosticMixer
+from mdxmix.mixer.agnostic import layout_channels
+from mdxmix.mixer.engine import mix_tensor
+from mdxmix.stems import STEMS
+from mdxmix.train.agnostic import SubsetSampler
+from mdxmix.train.trainer import TrainConfig, train
+
+TINY = dict(segment=4096, folds=16, layers=1, token_hidden=16, channel_hidden=16, shift=2048, device="cpu", progress=False)
+
+
+def test_sets_mix_real_and_synthetic_upstreams_of_one_to_four():
+    pool = (STEMS, ("vocals",))
+    torch.manual_seed(0)
+    x, y = torch.randn(2 + 10, 4096), torch.randn(8, 4096)
+    sampler = SubsetSampler(pool, 0.5, 4, torch.Generator().manual_seed(0))
+    sizes, real_blocks, single = set(), 0, 0
+    for _ in range(30):
+        x_set, layout = sampler.draw(x, y)
+        assert x_set.shape == (layout_channels(layout), 4096) and 1 <= len(layout) <= 4
+        torch.testing.assert_close(x_set[:2], x[:2])
+        sizes.add(len(layout))
+        row = 2
+        for stems in layout:
+            block = x_set[row : row + 2 * len(stems)]
+            pool_blocks = [x[2:10], x[10:12]] + [x[2 + 2 * i : 4 + 2 * i] for i in range(4)]
+            real_blocks += any(b.shape == block.shape and torch.equal(b, block) for b in pool_blocks)
+            single += len(stems) == 1
+            row += 2 * len(stems)
+    assert sizes == {1, 2, 3, 4} and real_blocks > 10 and single > 5
+    only_real = SubsetSampler(pool, 0.0, 4, torch.Generator().manual_seed(1))
+    assert all(len(only_real.draw(x, y)[1]) <= 2 for _ in range(20))
+
+
+@pytest.fixture(scope="module")
+def agnostic_run(tmp_path_factory, tiny_dataset, model_dir):
+    work = tmp_path_factory.mktemp("train-agnostic")
+    cfg = TrainConfig(data=tiny_dataset, out=work / "run", upstreams=[f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}"],
+                      cache_dir=work / "cache", kind="agnostic", preset="tiny", epochs=1, steps_per_epoch=4, batch_size=2, lr=1e-3,
+                      synthetic=0.5, **TINY)
+    return cfg, train(cfg)
+
+
+def test_training_writes_an_agnostic_checkpoint_that_takes_any_set(agnostic_run):
+    cfg, summary = agnostic_run
+    assert summary.best_epoch == 1 and summary.history[0]["train_loss"] > 0
+    mixer, meta = load_checkpoint(summary.best)
+    assert isinstance(mixer, AgnosticMixer) and meta.any_upstreams
+    assert [u.family for u in meta.upstreams] == ["demucs-file"]  # the pool is the default set
+    assert meta.provenance["synthetic_share"] == 0.5 and meta.provenance["max_upstreams"] == 4
+    for layout in ((STEMS,), (("vocals",), STEMS, ("bass",))):
+        y = mix_tensor(torch.randn(layout_channels(layout), 3 * 4096), mixer.bind(layout))
+        assert y.shape == (8, 3 * 4096) and torch.isfinite(y).all()
+    # training moved the mixer away from its average start
+    assert any(p.abs().max() > 0 for p in mixer.upstream_head.parameters())
+
+
+def test_agnostic_options_are_checked(tmp_path):
+    base = dict(data=tmp_path, out=tmp_path / "o", kind="agnostic", preset="tiny")
+    with pytest.raises(UserError, match="at least one real --upstream"):
+        TrainConfig(upstreams=[], **base)
+    with pytest.raises(UserError, match="comes in tiny or small"):
+        TrainConfig(upstreams=["demucs:x"], **{**base, "preset": "paper"})
+    with pytest.raises(UserError, match="--synthetic"):
+        TrainConfig(upstreams=["demucs:x"], synthetic=1.5, **base)
