@@ -35,11 +35,11 @@ def test_train_and_separate_with_mdxnet_and_roformer_upstreams(tmp_path, tiny_da
     upstreams = [f"mdxnet-onnx:{onnx_file}:vocals", f"roformer:{rof}"]
     summary = train(TrainConfig(data=tiny_dataset, out=tmp_path / "run", upstreams=upstreams, cache_dir=tmp_path / "cache",
                                 kind="conv1x1", epochs=1, steps_per_epoch=5, lr=3e-3, **TINY))
-    meta = read_meta(summary["best"])
+    meta = read_meta(summary.best)
     assert [(u.family, u.model, u.stems) for u in meta.upstreams] == [
         ("mdxnet-onnx", "inst.onnx", ("vocals",)), ("roformer", "bs4.safetensors", STEMS)]
     assert len(meta.channels) == 2 + 2 + 8
     # Separation finds both files beside the checkpoint (placed there by train) and runs them.
-    stems = Separator(summary["best"], device="cpu", cache=None).separate_file(tiny_dataset / "test" / "song04" / "mixture.wav")
+    stems = Separator(summary.best, device="cpu", cache=None).separate_file(tiny_dataset / "test" / "song04" / "mixture.wav")
     assert list(stems) == list(STEMS)
     assert all(s.shape == (2, 3 * 44100) and torch.isfinite(s).all() for s in stems.values())

@@ -231,6 +231,6 @@ def test_catalogued_names_fail_offline_with_one_line(tmp_path, monkeypatch):
         build_upstream(spec, [])
     msg = str(err.value)
     assert "\n" not in msg and "KimberleyJSN/melbandroformer/MelBandRoformer.ckpt@ac9b0614" in msg
-    assert "huggingface-cli download KimberleyJSN/melbandroformer MelBandRoformer.ckpt --revision" in msg
+    assert "hf download KimberleyJSN/melbandroformer MelBandRoformer.ckpt --revision" in msg
     with pytest.raises(OfflineError, match="Blane187/all_public_uvr_models"):
         build_upstream(parse_upstream("roformer:bs_roformer_viperx_1297")[0], [])
