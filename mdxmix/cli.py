@@ -163,16 +163,39 @@ def separate(
     """Separate songs into drums, bass, other and vocals."""
     from .batch import OutputPlan, run_batch
     from .cache import StemCache
-    from .inputs import expand_inputs
     from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
-    from .shard import Shard, select
+    from .shard import Shard
 
     part = Shard.parse(shard) if shard is not None else None
     check_template(filename)
     check_device_options(device, precision)
     fmt = OutputFormat.from_flags(int24=int24, float32=float32, flac=flac, mp3=mp3, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode)
     plan = OutputPlan.build(out=out, template=filename, fmt=fmt, stems=stems, two_stems=two_stems, stdout=stdout, overwrite=overwrite)
+    songs = _songs(inputs, out, part, stdout=stdout, as_json=as_json)
+    if not songs:
+        return
+    checkpoint, specs, folders, files = choose_mixer(checkpoint, upstream, stems_from, ensemble)
+    separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision,
+                          cache=None if no_cache else StemCache(cache_dir), specs=specs, search=folders,
+                          stem_files=files, ensemble=ensemble, consistency=consistency)
+    show_progress = stderr.is_terminal and not as_json
+    on_result = _result_printer(separator, part, as_json=as_json, verbose=verbose, lines=show_progress and stdout is None)
+    with _progress(show_progress) as progress:
+        def factory(track: str):
+            task = progress.add_task(track, total=1.0)
+            return lambda done, total: progress.update(task, completed=done / total)
+
+        results = run_batch(separator, songs, plan, jobs=jobs, stream=stdout_stream() if stdout else None,
+                            progress=factory if show_progress else None, on_result=on_result)
+    _summarise(results)
+
+
+def _songs(inputs: list[str], out: Path, part: Any, *, stdout: Optional[str], as_json: bool) -> list:
+    """The songs the inputs name (minus `-o` and earlier outputs), this shard's share of them, checked for pipes."""
+    from .inputs import expand_inputs
+    from .shard import select
+
     if stdout is None:
         check_output_folder(out, "-o")
     expansion = expand_inputs(inputs, exclude=[out])
@@ -183,7 +206,6 @@ def separate(
         held = select([song.source for song in songs], inputs, part)
         if not held:
             print(f"mdxmix: shard {part} holds none of the {len(songs)} songs; nothing to do", file=sys.stderr)
-            return
         songs = [songs[i] for i in held]
     if stdout is not None and len(songs) != 1:
         raise UsageError("--stdout takes exactly one input song")
@@ -191,12 +213,11 @@ def separate(
         raise UsageError("--stdout and --json both want stdout; choose one")
     if sum(song.source == "-" for song in songs) > 1:
         raise UsageError("stdin ('-') can be read only once")
-    cache = None if no_cache else StemCache(cache_dir)
-    checkpoint, specs, folders, files = choose_mixer(checkpoint, upstream, stems_from, ensemble)
-    separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision, cache=cache,
-                          specs=specs, search=folders, stem_files=files, ensemble=ensemble, consistency=consistency)
-    show_progress = stderr.is_terminal and not as_json
+    return songs
 
+
+def _result_printer(separator: Any, part: Any, *, as_json: bool, verbose: bool, lines: bool):
+    """What is said when a song finishes: a JSON line, a one-line error, or a line on a terminal."""
     def on_result(result) -> None:
         if as_json:
             record = {"input": result.input, "status": result.status, "outputs": result.outputs, "seconds": result.seconds,
@@ -208,17 +229,15 @@ def separate(
             print(json.dumps(record), flush=True)
         if result.status == "failed":
             _report_error(result.exception or UserError(result.error or "failed"), verbose)
-        elif result.status == "ok" and show_progress and stdout is None:
+        elif result.status == "ok" and lines:
             folder = Path(next(iter(result.outputs.values()))).parent
             stderr.print(f"{result.input}: {len(result.outputs)} stems in {folder} ({result.seconds:.1f} s)")
 
-    with _progress(show_progress) as progress:
-        def factory(track: str):
-            task = progress.add_task(track, total=1.0)
-            return lambda done, total: progress.update(task, completed=done / total)
+    return on_result
 
-        results = run_batch(separator, songs, plan, jobs=jobs, stream=stdout_stream() if stdout else None,
-                            progress=factory if show_progress else None, on_result=on_result)
+
+def _summarise(results: list) -> None:
+    """The batch's summary line; exit code 1 when a song failed."""
     counts = {status: sum(r.status == status for r in results) for status in ("ok", "skipped", "failed")}
     if len(results) > 1 or counts["skipped"]:
         print(f"mdxmix: {len(results)} songs: {counts['ok']} separated, {counts['skipped']} skipped (outputs exist; "
