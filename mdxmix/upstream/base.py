@@ -7,11 +7,12 @@ the channels they add to X, in the order the checkpoint lists them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
@@ -102,3 +103,22 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
             return handle.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
         raise UpstreamError(f"{path}: not a safetensors file ({exc})") from exc
+
+
+def load_matching_state(model: nn.Module, state: dict[str, Tensor], where: str, what: str, *,
+                        ignore: Callable[[str], bool] = lambda key: False) -> nn.Module:
+    """Load `state` into `model` only if every key and shape matches (keys `ignore` accepts aside).
+
+    A downloaded file that fits the architecture only partly must fail in one line, not load
+    silently with random layers; `what` names the architecture in that line.
+    """
+    want = {k: v for k, v in model.state_dict().items() if not ignore(k)}
+    have = {k: v for k, v in state.items() if not ignore(k)}
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing or extra:
+        raise UpstreamError(f"{where}: not a {what} state (missing {missing[:3]}, unexpected {extra[:3]})")
+    for key, value in have.items():
+        if tuple(value.shape) != tuple(want[key].shape):
+            raise UpstreamError(f"{where}: {key} has shape {tuple(value.shape)}, {what} needs {tuple(want[key].shape)}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in have.items()}, strict=False)
+    return model.eval()

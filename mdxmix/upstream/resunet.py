@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
-from .base import safetensors_metadata
+from .base import load_matching_state, safetensors_metadata
 
 FORMAT = "mdxmix.resunet/1"
 K = 4  # outputs per bin: magnitude mask, phase real, phase imag, additive magnitude
@@ -259,15 +259,7 @@ def read_resunet_state(path: Path) -> dict[str, Tensor]:
 
 
 def load_resunet_state(model: ResUNet143Subband, state: dict[str, Tensor], where: str) -> ResUNet143Subband:
-    want = model.state_dict()
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    if missing or extra:
-        raise UpstreamError(f"{where}: not a ResUNet143 Subband state (missing {missing[:3]}, unexpected {extra[:3]})")
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(want[key].shape):
-            raise UpstreamError(f"{where}: {key} has shape {tuple(value.shape)}, expected {tuple(want[key].shape)}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.eval()
+    return load_matching_state(model, state, where, "ResUNet143 Subband")
 
 
 def _infer_config(state: dict[str, Tensor], stems: tuple[str, ...]) -> ResUNetConfig:

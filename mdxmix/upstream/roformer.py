@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
-from .base import safetensors_metadata
+from .base import load_matching_state, safetensors_metadata
 
 FORMAT = "mdxmix.roformer/1"
 MODEL_TYPES = ("bs_roformer", "mel_band_roformer")
@@ -181,16 +181,7 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
 
 def load_weights(model: nn.Module, state: dict[str, Tensor], where: str) -> nn.Module:
     """Load `state` into `model`, all keys and shapes matching (rotary tables excepted)."""
-    want = {k: v for k, v in model.state_dict().items() if not _is_rotary(k)}
-    have = {k: v for k, v in state.items() if not _is_rotary(k)}
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    if missing or extra:
-        raise UpstreamError(f"{where}: weights do not match the config (missing {missing[:3]}, unexpected {extra[:3]})")
-    for key, value in have.items():
-        if tuple(value.shape) != tuple(want[key].shape):
-            raise UpstreamError(f"{where}: {key} has shape {tuple(value.shape)}, the config needs {tuple(want[key].shape)}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in have.items()}, strict=False)
-    return model.eval()
+    return load_matching_state(model, state, where, "model of this config", ignore=_is_rotary)
 
 
 def load_roformer(weights: Path, config: RoformerConfig | None = None) -> tuple[nn.Module, RoformerConfig]:
