@@ -32,8 +32,6 @@ or a `.safetensors` file written by `save_resunet` (config in the metadata).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +40,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..atomic import atomic_path
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
 from .base import load_matching_state, safetensors_metadata
@@ -292,15 +291,8 @@ def save_resunet(model: ResUNet143Subband, path: str | Path) -> Path:
     """Weights + config as one safetensors file, atomically (e.g. to convert bytesep's .pth once)."""
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": FORMAT, "config": model.config.to_json()})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "config": model.config.to_json()})
     return path
 
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..atomic import atomic_path
 from ..errors import UpstreamError
 from ..stems import SAMPLE_RATE, STEMS
 from .base import load_matching_state, safetensors_metadata
@@ -215,15 +214,8 @@ def save_roformer(model: nn.Module, config: RoformerConfig, path: str | Path) ->
     """Write weights + config as one safetensors file (atomically), e.g. to convert a .ckpt once."""
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not _is_rotary(k)}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": FORMAT, "config": config.to_json()})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "config": config.to_json()})
     return path
 
 
