@@ -168,6 +168,25 @@ def _pattern_steps(pat: str) -> list[tuple[int, int]]:
     return [(i, vel[c]) for i, c in enumerate(pat) if c in vel]
 
 
+def fit_plan(plan: list[tuple[str, int]], bar: float, want: float, *, min_sections: int) -> None:
+    """Shorten (drop the sections before the last) or lengthen (add choruses) `plan` to about `want` s."""
+    while sum(b for _, b in plan) * bar > want + 8 * bar and len(plan) > min_sections:
+        plan.pop(-2)
+    while sum(b for _, b in plan) * bar < want - 8 * bar:
+        plan.insert(-1, ("chorus", 8))
+
+
+def lay_out(plan: list[tuple[str, int]], bar: float) -> tuple[list, list, int]:
+    """Sections as (name, start s, end s), the same as (name, first bar, bars), and the total bars."""
+    sections, bars = [], []
+    b0 = 0
+    for name, nb in plan:
+        sections.append((name, b0 * bar, (b0 + nb) * bar))
+        bars.append((name, b0, nb))
+        b0 += nb
+    return sections, bars, b0
+
+
 class SongBuilder:
     """Builds one :class:`Song`; each ``_make_*`` method writes one layer."""
 
@@ -204,16 +223,8 @@ class SongBuilder:
         else:
             plan = list(STRUCTURES[int(rng.integers(len(STRUCTURES)))])
             want = self.target if self.target else float(rng.uniform(120, 240))
-            while sum(b for _, b in plan) * bar > want + 8 * bar and len(plan) > 3:
-                plan.pop(-2)
-            while sum(b for _, b in plan) * bar < want - 8 * bar:
-                plan.insert(-1, ("chorus", 8))
-        sections, bars = [], []
-        b0 = 0
-        for name, nb in plan:
-            sections.append((name, b0 * bar, (b0 + nb) * bar))
-            bars.append((name, b0, nb))
-            b0 += nb
+            fit_plan(plan, bar, want, min_sections=3)
+        sections, bars, b0 = lay_out(plan, bar)
         duration = self.target if self.target else b0 * bar + 2.0
         song = Song(self.seed, self.style, tempo, key, mode, float(duration), sections)
         # harmony: one progression per section type, one chord per bar

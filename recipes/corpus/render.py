@@ -38,6 +38,7 @@ from drums import render_hydrogen, render_sf_kit  # noqa: E402
 from fluid import SR, synth_for  # noqa: E402
 from mixing import STEMS, active_rms, add_reverb, automation, balance, compress, eq, finish, pan_mono, reverb_ir, width  # noqa: E402
 from music import Song, make_song  # noqa: E402
+from progress import collect  # noqa: E402
 from vocals import sing_espeak, sing_festival  # noqa: E402
 from wavio import write_float32  # noqa: E402
 
@@ -245,25 +246,8 @@ def preload(jobs: list[dict]) -> None:
 def run(jobs: list[dict], n_jobs: int, progress: bool = True) -> list[dict]:
     preload(jobs)
     ctx = mp.get_context("fork")
-    results: list[dict] = []
-    failed: list[dict] = []
-    t0 = time.time()
-    audio = 0.0
     with ctx.Pool(n_jobs, maxtasksperchild=1) as pool:
-        for k, r in enumerate(pool.imap_unordered(render_song_safe, jobs)):
-            if "error" in r:
-                print(f"FAILED {r['split']}/{r['name']}: {r['error']}", file=sys.stderr,
-                      flush=True)
-                failed.append(r)
-                continue
-            results.append(r)
-            audio += r["duration_s"]
-            if progress:
-                el = time.time() - t0
-                print(f"[{k + 1}/{len(jobs)}] {r['split']}/{r['name']} "
-                      f"{r['duration_s']:.0f}s in {r['render_s']:.1f}s | total "
-                      f"{audio / 3600:.2f} h audio, {el:.0f} s wall, {audio / el:.1f}x RT",
-                      flush=True)
+        results, failed = collect(pool.imap_unordered(render_song_safe, jobs), len(jobs), progress)
     results.sort(key=lambda r: (SPLIT_ID[r["split"]], r["index"]))
     if failed and len(jobs) <= 8:  # small runs (tests, demo) must not hide a failure
         raise RuntimeError(f"{len(failed)} song(s) failed: {failed[0]['error']}")

@@ -18,7 +18,20 @@ from __future__ import annotations
 
 import numpy as np
 from fluid import Note
-from music import GROOVES, PROGRESSIONS, SCALES, Hit, Part, Song, SongBuilder, _chord, _pattern_steps, _voice
+from music import (
+    GROOVES,
+    PROGRESSIONS,
+    SCALES,
+    Hit,
+    Part,
+    Song,
+    SongBuilder,
+    _chord,
+    _pattern_steps,
+    _voice,
+    fit_plan,
+    lay_out,
+)
 
 # style -> tempo range, swing, bass patterns, structures key, minor probability
 V2_STYLES: dict[str, dict] = {
@@ -135,16 +148,8 @@ class SongBuilderV2(SongBuilder):
             opts = V2_STRUCTURES[kind]
             plan = list(opts[int(rng.integers(len(opts)))])
             want = self.target if self.target else float(rng.uniform(120, 240))
-            while sum(b for _, b in plan) * bar > want + 8 * bar and len(plan) > 4:
-                plan.pop(-2)
-            while sum(b for _, b in plan) * bar < want - 8 * bar:
-                plan.insert(-1, ("chorus", 8))
-        sections, bars = [], []
-        b0 = 0
-        for name, nb in plan:
-            sections.append((name, b0 * bar, (b0 + nb) * bar))
-            bars.append((name, b0, nb))
-            b0 += nb
+            fit_plan(plan, bar, want, min_sections=4)
+        sections, bars, b0 = lay_out(plan, bar)
         duration = self.target if self.target else b0 * bar + 2.0
         song = Song(self.seed, self.style, tempo, key, mode, float(duration), sections)
         progs = {n: PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]

@@ -20,7 +20,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from drums import render_hydrogen, render_sf_kit
 from fluid import SR, synth_for
 from mixing import STEMS, active_rms, automation, balance, width
 from music import WORDS, Song, Syllable
+from progress import collect
 from v2chorale import chorales, make_chorale_song
 from v2fx import master, master_eq, part_chain, reverb, run, send, sidechain, stem_chain, tempo_delay
 from v2music import V2_STYLES, make_song_v2
@@ -322,29 +322,11 @@ def run_jobs(jobs: list[dict], n_jobs: int, progress: bool = True) -> tuple[list
     if progress and len(todo) < len(jobs):
         print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} songs already rendered",
               flush=True)
-    results: list[dict] = []
-    failed: list[dict] = []
-    t0 = time.time()
-    audio = 0.0
     if not todo:
-        return results, failed
+        return [], []
     ctx = mp.get_context("fork")  # the parent holds no soundfont: forking is cheap
     with ctx.Pool(min(n_jobs, len(todo))) as pool:
-        for k, r in enumerate(pool.imap_unordered(render_safe, todo)):
-            if "error" in r:
-                print(f"FAILED {r['split']}/{r['name']}: {r['error']}", file=sys.stderr,
-                      flush=True)
-                failed.append(r)
-                continue
-            results.append(r)
-            audio += r["duration_s"]
-            if progress:
-                el = time.time() - t0
-                print(f"[{k + 1}/{len(todo)}] {r['split']}/{r['name']} "
-                      f"{r['duration_s']:.0f}s in {r['render_s']:.1f}s | total "
-                      f"{audio / 3600:.2f} h audio, {el:.0f} s wall, {audio / el:.1f}x RT",
-                      flush=True)
-    return results, failed
+        return collect(pool.imap_unordered(render_safe, todo), len(todo), progress)
 
 
 def write_manifest(root: str, jobs: list[dict], seed: int, command: str,
