@@ -123,6 +123,10 @@ def render_hydrogen(hits: list[Hit], folder: str, total: float) -> np.ndarray:
             seg = seg.copy()
             f = min(m, int(0.05 * SR))
             seg[-f:] *= np.linspace(1, 0, f, dtype=np.float32)[:, None]
+        if a < 0:  # a hit humanised to before the song's start keeps only its tail
+            seg, a, m = seg[-a:], 0, m + a
+            if m <= 0:
+                continue
         out[a:a + m, 0] += seg[:, 0] * gl
         out[a:a + m, 1] += seg[:, 1] * gr
     return out[:n]
