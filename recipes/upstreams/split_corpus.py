@@ -4,9 +4,11 @@ Why: the paper's mixer is trained on songs its upstreams never saw; if the upstr
 been trained on the mixer's songs, their stems would look better there than on new music
 and the mixer would learn to trust them too much.
 
-Rule (deterministic, no randomness): sort the train song folder names; even positions
-(0, 2, 4, …) are upstream-train, odd positions are mixer-train. The corpus names songs
-"NNNN - …", so a prefix of a still-rendering corpus splits the same way as the full one.
+Rule (deterministic, no randomness): the corpus names songs "NNNN - …"; even song
+numbers are upstream-train, odd ones mixer-train. The number, not the sorted position,
+decides, so a still-rendering corpus (or one that skipped a failed song and rendered it
+later) splits every song the same way as the finished one. On a corpus without gaps
+(v1's 62 songs) this is the same split as "even sorted positions".
 
 Writes
     <mixer_root>/train/<song>  -> <corpus>/train/<song>   (mixer-train songs only)
@@ -36,10 +38,19 @@ def train_songs(corpus: Path) -> list[str]:
     )
 
 
+def song_number(name: str) -> int:
+    """The "NNNN" of "NNNN - style key tempo"."""
+    head = name.split(" - ", 1)[0]
+    if not head.isdigit():
+        raise ValueError(f"train song {name!r} is not named 'NNNN - ...'")
+    return int(head)
+
+
 def split(songs: list[str]) -> tuple[list[str], list[str]]:
-    """(upstream-train, mixer-train): even and odd positions of the sorted names."""
+    """(upstream-train, mixer-train): even and odd song numbers, each sorted by name."""
     songs = sorted(songs)
-    return songs[0::2], songs[1::2]
+    return ([s for s in songs if song_number(s) % 2 == 0],
+            [s for s in songs if song_number(s) % 2 == 1])
 
 
 def _replace_link(link: Path, target: Path) -> None:

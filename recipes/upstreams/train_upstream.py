@@ -1,29 +1,40 @@
-"""Train one small upstream separator on the "upstream-train" songs; one simple loop.
+"""Train one upstream separator on the "upstream-train" songs; stop and restart at will.
 
-Why this is enough: the bundled upstreams only need to be *different*, modest
-separators that the mixer can combine; they are trained on a CPU in minutes.
+Why it looks like this: on a 2-core CPU an upstream needs many hours, spread over
+sessions that are killed without warning. So a run lives in a folder (`--run`, default
+`<out>.run/`) holding `state.pt` (model, Adam, step, training seconds, RNG states),
+`last.safetensors`, `best.safetensors` (lowest validation L1) and `log.jsonl`; rerunning
+**the same command** continues from the last checkpoint until `--minutes` of *training*
+time (summed over all restarts) are spent, then writes `--out` (the best file when
+validation ran, else the last). SIGTERM/SIGINT save a checkpoint before exiting.
 
-Loop: every step draws `--batch` random crops of `--min-seconds`..`--max-seconds`
-(one length per step) from the listed songs. With probability `--remix` each stem of a
-crop comes from a different random song/offset (Demucs-style remixing, more variety from
-few songs); each stem gets a random gain (0.5–1.5) and a random L/R swap; the mixture is
-the sum of the stems (the corpus's mixtures are exactly that). Loss: L1 between
-estimated and true stem waveforms (for the mask model the estimate is the masked mixture
-STFT turned back to audio, so this is an L1 on what is scored). Adam, constant lr.
-Stops at `--minutes` of wall clock or `--steps`, whichever comes first; the model file is
-written atomically every `--save-every` minutes and at the end, so an interrupted run
-still leaves a usable file. Logs one JSON line per `--log-every` steps.
+Loop: every step draws `--batch` random crops of `--min-seconds`..`--max-seconds` (one
+length per step) from the songs. With probability `--remix` each stem of a crop comes
+from a different random song/offset (Demucs-style remixing); each stem gets a random gain
+(0.5–1.5) and a random L/R swap; the mixture is the sum of the stems (the corpus's
+mixtures are exactly that). Loss: L1 between estimated and true stem waveforms. Adam;
+the learning rate is constant for the first 70 % of the budget, then falls linearly to
+10 % of `--lr`. Validation every `--valid-every` minutes: fixed crops of the corpus's
+valid songs (the same crops for the whole run), L1 and global SDR per stem.
 
     python recipes/upstreams/train_upstream.py demucs   --out /work/data/upstreams/hdemucs16.safetensors
     python recipes/upstreams/train_upstream.py spectral --out /work/data/upstreams/spectral4.safetensors
     python recipes/upstreams/train_upstream.py spectral --stems vocals --n-fft 4096 --hop 1024 \
         --out /work/data/upstreams/spectral_vocals.safetensors
+    # corpus v2, warm start from the bundled file, 8 h of training over as many restarts as needed:
+    python recipes/upstreams/train_upstream.py spectral --corpus /work/data/corpus_v2 \
+        --init weights/spectral4.safetensors --minutes 480 --out /work/data/upstreams_v2/spectral4.safetensors
+
+Without `--songs`, the upstream-train songs are the even-numbered train songs of
+`--corpus` (split_corpus.py's rule), re-scanned every 50 steps while a corpus renders.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,11 +44,15 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from split_corpus import split, train_songs  # noqa: E402
 
 from mdxmix.stems import STEMS  # noqa: E402
-from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, save_spectral  # noqa: E402
+from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, load_spectral, save_spectral  # noqa: E402
 
 SR = 44100
+RESCAN_STEPS = 50
 
 
 class CropSampler:
@@ -79,42 +94,145 @@ class CropSampler:
         return stems.sum(1), stems[:, index]
 
 
-def read_song_list(corpus: Path, list_file: Path) -> list[Path]:
-    names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-    return [corpus / "train" / n for n in names]
+def upstream_songs(args: argparse.Namespace) -> list[Path]:
+    """The listed songs (`--songs`), or the even-numbered train songs of the corpus."""
+    if args.songs is not None:
+        names = [line.strip() for line in args.songs.read_text().splitlines() if line.strip()]
+    else:
+        names = split(train_songs(args.corpus))[0]
+    return [args.corpus / "train" / n for n in names]
+
+
+def valid_crops(corpus: Path, count: int, seconds: float, stems: tuple[str, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`count` fixed crops spread over the valid songs (same crops on every restart)."""
+    songs = sorted(p for p in (corpus / "valid").iterdir() if (p / "mixture.wav").is_file())[:count]
+    length, crops = int(seconds * SR), []
+    for k in range(count if songs else 0):
+        song = songs[k % len(songs)]
+        frames = sf.info(str(song / "mixture.wav")).frames
+        start = int((0.2 + 0.6 * ((k // len(songs)) * 0.37 % 1.0)) * max(0, frames - length))
+        read = [sf.read(str(song / f"{s}.wav"), start=start, stop=start + length, dtype="float32",
+                        always_2d=True)[0].T for s in STEMS]
+        all_stems = torch.from_numpy(np.stack(read))
+        crops.append((all_stems.sum(0, keepdim=True), all_stems[[STEMS.index(s) for s in stems]][None]))
+    return crops
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, crops: list, stems: tuple[str, ...]) -> dict:
+    """Mean L1 and global SDR per stem (10·log10 Σs² / Σ(s−ŝ)² over all crops)."""
+    model.eval()
+    l1, signal_e, error_e = 0.0, torch.zeros(len(stems), dtype=torch.float64), torch.zeros(len(stems), dtype=torch.float64)
+    for mixture, target in crops:
+        estimate = model(mixture)
+        l1 += (estimate - target).abs().mean().item()
+        signal_e += target.double().pow(2).sum(dim=(0, 2, 3))
+        error_e += (target - estimate).double().pow(2).sum(dim=(0, 2, 3))
+    model.train()
+    sdr = 10 * torch.log10((signal_e + 1e-8) / (error_e + 1e-8))
+    return {"valid_l1": round(l1 / len(crops), 6), "valid_sdr": {s: round(v, 3) for s, v in zip(stems, sdr.tolist())}}
 
 
 def build(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[str, ...]]:
+    """A fresh model, or the `--init` file's (warm start; its size wins over the flags)."""
     stems = tuple(args.stems.split("+")) if args.stems else STEMS
     if args.family == "demucs":
         from demucs.hdemucs import HDemucs
 
+        from mdxmix.upstream.demucs_package import load_demucs_package
+
         if stems != STEMS:
             raise SystemExit("the demucs recipe trains all four stems")
+        if args.init:
+            return load_demucs_package(args.init).float(), stems
         return HDemucs(sources=list(STEMS), channels=args.channels, segment=args.segment), stems
+    if args.init:
+        model = load_spectral(args.init).float()
+        if tuple(model.config.stems) != stems:
+            raise SystemExit(f"--init has stems {model.config.stems}, --stems asks for {stems}")
+        return model, stems
     config = SpectralConfig(stems=stems, n_fft=args.n_fft, hop=args.hop, hidden=args.hidden, layers=args.layers)
     return SpectralMaskNet(config), stems
 
 
 def save(model: torch.nn.Module, family: str, out: Path, half: bool) -> None:
     """Both writers are atomic (mdxmix.atomic: a temp name in the same folder, then rename)."""
+    was_training = model.training
+    model.eval()
     if family == "demucs":
         from mdxmix.upstream.demucs_package import save_demucs_package
 
         save_demucs_package(model, out, half=half)
     else:
         save_spectral(model, out, half=half)
+    model.train(was_training)
 
 
-def main() -> None:
+class Run:
+    """The run folder: checkpoint state, model files and the log, all written atomically."""
+
+    def __init__(self, folder: Path, family: str, half: bool) -> None:
+        self.folder, self.family, self.half = folder, family, half
+        folder.mkdir(parents=True, exist_ok=True)
+        self.state_path = folder / "state.pt"
+
+    def log(self, record: dict) -> None:
+        line = json.dumps(record)
+        print(line, flush=True)
+        with open(self.folder / "log.jsonl", "a") as f:
+            f.write(line + "\n")
+
+    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator) -> dict:
+        """Restore a checkpoint if one exists; returns the counters (step, train_s, best)."""
+        if not self.state_path.exists():
+            return {"step": 0, "train_s": 0.0, "best": None}
+        state = torch.load(self.state_path, weights_only=True)  # tensors and plain values only
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        return state["counters"]
+
+    def save(self, model: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator, counters: dict) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": json.dumps(rng.bit_generator.state), "counters": counters}, tmp)
+        save(model, self.family, self.folder / "last.safetensors", self.half)
+        tmp.replace(self.state_path)
+
+    def save_best(self, model: torch.nn.Module) -> None:
+        save(model, self.family, self.folder / "best.safetensors", self.half)
+
+
+def learning_rate(base: float, train_s: float, budget_s: float) -> float:
+    """Constant, then a linear fall to 10 % over the last 30 % of the budget."""
+    frac = train_s / max(budget_s, 1e-9)
+    return base if frac < 0.7 else base * (1.0 - 0.9 * min(1.0, (frac - 0.7) / 0.3))
+
+
+class Stop:
+    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the end of the step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("family", choices=["demucs", "spectral"])
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="final model file (best by validation, else last)")
+    ap.add_argument("--run", type=Path, default=None, help="run folder (default: <out>.run); rerun to continue")
     ap.add_argument("--corpus", type=Path, default=Path("/work/data/corpus"))
-    ap.add_argument("--songs", type=Path, default=Path("/work/data/upstreams/upstream_train_songs.txt"),
-                    help="upstream-train song names (from split_corpus.py); re-read every 50 steps if it changes")
+    ap.add_argument("--songs", type=Path, default=None,
+                    help="upstream-train song names, one a line (default: even-numbered train songs); re-read every 50 steps")
+    ap.add_argument("--init", type=Path, default=None, help="warm start from this model file (fresh runs only)")
     ap.add_argument("--stems", default="", help="e.g. vocals or drums+bass (default: all four)")
-    ap.add_argument("--minutes", type=float, default=16.0)
+    ap.add_argument("--minutes", type=float, default=16.0, help="training minutes, summed over restarts")
     ap.add_argument("--steps", type=int, default=10**9)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--min-seconds", type=float, default=3.0)
@@ -124,8 +242,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--half", action="store_true", help="store float16 weights")
-    ap.add_argument("--save-every", type=float, default=4.0, help="minutes")
+    ap.add_argument("--save-every", type=float, default=4.0, help="minutes between checkpoints")
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--valid-every", type=float, default=0.0, help="minutes between validations (0: none)")
+    ap.add_argument("--valid-crops", type=int, default=12)
+    ap.add_argument("--valid-seconds", type=float, default=6.0)
     # demucs
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--segment", type=float, default=6.0)
@@ -134,54 +255,95 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=512)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.run = args.run or args.out.with_name(args.out.name + ".run")
+    return args
 
+
+def maybe_validate(args: argparse.Namespace, run: Run, model: torch.nn.Module, crops: list, stems: tuple,
+                   counters: dict) -> None:
+    """Validate, log, and keep the best model file by validation L1."""
+    if not crops:
+        return
+    result = validate(model, crops, stems)
+    counters["last_valid_s"] = counters["train_s"]
+    if counters["best"] is None or result["valid_l1"] < counters["best"]:
+        counters["best"] = result["valid_l1"]
+        run.save_best(model)
+    run.log({"step": counters["step"], "train_s": round(counters["train_s"], 1), **result, "best": counters["best"]})
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, sampler: CropSampler, rng: np.random.Generator,
+               args: argparse.Namespace, lr: float) -> float:
+    length = int(rng.uniform(args.min_seconds, args.max_seconds) * SR)
+    mixture, target = sampler.batch(args.batch, length)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    loss = (model(mixture) - target).abs().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def finish(args: argparse.Namespace, run: Run, model: torch.nn.Module) -> None:
+    """`--out` gets the best file when validation ran, the last one otherwise."""
+    best, last = run.folder / "best.safetensors", run.folder / "last.safetensors"
+    source = best if best.exists() else last
+    if not source.exists():
+        save(model, args.family, last, args.half)
+        source = last
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(args.out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model, stems = build(args)
-    n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    songs_mtime = args.songs.stat().st_mtime
-    sampler = CropSampler(read_song_list(args.corpus, args.songs), stems, rng, args.remix)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(json.dumps({"event": "start", "family": args.family, "stems": stems, "params": n_params,
-                      "songs": len(sampler.folders), "args": {k: str(v) for k, v in vars(args).items()}}), flush=True)
-
-    start = last_save = time.time()
-    step, running, data_time = 0, 0.0, 0.0
     model.train()
-    while step < args.steps and time.time() - start < args.minutes * 60:
-        if step % 50 == 0 and args.songs.stat().st_mtime != songs_mtime:
-            songs_mtime = args.songs.stat().st_mtime
-            sampler.set_folders(read_song_list(args.corpus, args.songs))
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    run = Run(args.run, args.family, args.half)
+    counters = run.load(model, opt, rng)
+    sampler = CropSampler(upstream_songs(args), stems, rng, args.remix)
+    crops = valid_crops(args.corpus, args.valid_crops, args.valid_seconds, stems) if args.valid_every > 0 else []
+    budget_s, stop = args.minutes * 60, Stop()
+    run.log({"event": "start" if counters["step"] == 0 else "resume", "family": args.family, "stems": stems,
+             "params": sum(p.numel() for p in model.parameters()), "songs": len(sampler.folders),
+             "valid_crops": len(crops), **counters, "args": {k: str(v) for k, v in vars(args).items()}})
+    if counters["step"] == 0 and crops:
+        maybe_validate(args, run, model, crops, stems, counters)
+    last_save, running = time.time(), 0.0
+    while counters["step"] < args.steps and counters["train_s"] < budget_s and not stop.requested:
+        if counters["step"] % RESCAN_STEPS == 0:
+            sampler.set_folders(upstream_songs(args))
         t0 = time.time()
-        length = int(rng.uniform(args.min_seconds, args.max_seconds) * SR)
-        mixture, target = sampler.batch(args.batch, length)
-        data_time += time.time() - t0
-        estimate = model(mixture)
-        loss = (estimate - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        running += loss.item()
-        if step % args.log_every == 0:
-            elapsed = time.time() - start
-            print(json.dumps({"step": step, "loss": round(running / args.log_every, 6), "elapsed_s": round(elapsed, 1),
-                              "s_per_step": round(elapsed / step, 3), "data_s_per_step": round(data_time / step, 3),
-                              "songs": len(sampler.folders)}), flush=True)
+        lr = learning_rate(args.lr, counters["train_s"], budget_s)
+        running += train_step(model, opt, sampler, rng, args, lr)
+        counters["step"] += 1
+        counters["train_s"] += time.time() - t0
+        if counters["step"] % args.log_every == 0:
+            run.log({"step": counters["step"], "loss": round(running / args.log_every, 6), "lr": lr,
+                     "train_s": round(counters["train_s"], 1), "songs": len(sampler.folders)})
             running = 0.0
+        if crops and counters["train_s"] - counters.get("last_valid_s", 0.0) >= args.valid_every * 60:
+            maybe_validate(args, run, model, crops, stems, counters)
         if time.time() - last_save > args.save_every * 60:
-            save(model.eval(), args.family, args.out, args.half)
-            model.train()
+            run.save(model, opt, rng, counters)
             last_save = time.time()
-    model.eval()
-    save(model, args.family, args.out, args.half)
-    elapsed = time.time() - start
-    print(json.dumps({"event": "done", "steps": step, "elapsed_s": round(elapsed, 1),
-                      "s_per_step": round(elapsed / max(step, 1), 3), "params": n_params,
-                      "file": str(args.out), "bytes": args.out.stat().st_size}), flush=True)
+    run.save(model, opt, rng, counters)
+    if stop.requested:
+        run.log({"event": "stopped", **counters})
+        raise SystemExit(143)
+    if crops and counters.get("last_valid_s") != counters["train_s"]:
+        maybe_validate(args, run, model, crops, stems, counters)
+        run.save(model, opt, rng, counters)
+    finish(args, run, model)
+    run.log({"event": "done", **counters, "file": str(args.out), "bytes": args.out.stat().st_size})
 
 
 if __name__ == "__main__":
