@@ -1,0 +1,88 @@
+"""recipes/upstreams: a training run that is stopped and rerun continues exactly where it
+stopped, keeps the best file by validation, and trains only on upstream-train songs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "recipes" / "upstreams"))
+
+from split_corpus import split  # noqa: E402
+
+TRAIN = REPO / "recipes" / "upstreams" / "train_upstream.py"
+SR = 44100
+STEMS = ("drums", "bass", "other", "vocals")
+
+
+def _song(folder: Path, seed: int, seconds: float = 3.0) -> None:
+    """Four distinguishable stems: clicks, a low sine, a chord, a vibrato tone."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    clicks = (rng.random(t.size) < 0.002) * rng.normal(0, 0.5, t.size)
+    parts = {"drums": clicks, "bass": 0.3 * np.sin(2 * np.pi * 55 * (1 + seed % 3) * t),
+             "other": 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (330, 415, 494)),
+             "vocals": 0.2 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5 * t))}
+    folder.mkdir(parents=True)
+    mixture = 0
+    for name, x in parts.items():
+        stereo = np.stack([x, 0.8 * x], 1).astype(np.float32)
+        sf.write(folder / f"{name}.wav", stereo, SR, subtype="FLOAT")
+        mixture = mixture + stereo
+    sf.write(folder / "mixture.wav", mixture, SR, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for i in range(3):
+        _song(root / "train" / f"{i:04d} - test", i)
+    _song(root / "valid" / "0000 - valid", 10)
+    return root
+
+
+def _train(corpus: Path, out: Path, steps: int) -> list[dict]:
+    cmd = [sys.executable, str(TRAIN), "spectral", "--corpus", str(corpus), "--out", str(out),
+           "--steps", str(steps), "--minutes", "10000", "--batch", "2", "--min-seconds", "0.5",
+           "--max-seconds", "1", "--n-fft", "512", "--hop", "128", "--hidden", "16", "--layers", "1",
+           "--valid-every", "0.0001", "--valid-crops", "2", "--valid-seconds", "1", "--log-every", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return [json.loads(line) for line in (out.with_name(out.name + ".run") / "log.jsonl").read_text().splitlines()]
+
+
+def test_split_follows_song_numbers_not_positions() -> None:
+    songs = ["0000 - a", "0002 - c", "0003 - d", "0005 - f", "0006 - g"]  # 0001 and 0004 missing
+    assert split(songs) == (["0000 - a", "0002 - c", "0006 - g"], ["0003 - d", "0005 - f"])
+
+
+def test_stopped_run_continues_to_the_same_weights(corpus: Path, tmp_path: Path) -> None:
+    whole = _train(corpus, tmp_path / "a" / "m.safetensors", 8)
+    _train(corpus, tmp_path / "b" / "m.safetensors", 5)
+    resumed = _train(corpus, tmp_path / "b" / "m.safetensors", 8)
+    assert whole[0]["event"] == "start" and whole[0]["songs"] == 2  # 0000 and 0002 only
+    events = [r for r in resumed if "event" in r]
+    assert [e["event"] for e in events] == ["start", "done", "resume", "done"]
+    assert events[2]["step"] == 5 and events[3]["step"] == 8
+    losses = lambda log: [r["loss"] for r in log if "loss" in r]  # noqa: E731
+    assert losses(resumed) == losses(whole)  # steps 1-5 then 6-8 equal the uninterrupted 1-8
+    run_a, run_b = tmp_path / "a" / "m.safetensors.run", tmp_path / "b" / "m.safetensors.run"
+    a, b = load_file(run_a / "last.safetensors"), load_file(run_b / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
+
+
+def test_out_is_the_best_validated_file(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.safetensors"
+    log = _train(corpus, out, 6)
+    valid = [r for r in log if "valid_l1" in r]
+    assert len(valid) >= 2 and valid[-1]["best"] == min(r["valid_l1"] for r in valid)
+    assert out.read_bytes() == (out.with_name(out.name + ".run") / "best.safetensors").read_bytes()
