@@ -5,7 +5,9 @@ sessions that are killed without warning. So a run lives in a folder (`--run`, d
 `<out>.run/`) holding `state.pt` (model, Adam, step, training seconds, RNG states),
 `last.safetensors`, `best.safetensors` (lowest validation L1) and `log.jsonl`; rerunning
 **the same command** continues from the last checkpoint until `--minutes` of *training*
-time (summed over all restarts) are spent, then writes `--out` (the best file when
+time (the process's CPU time in training steps, summed over all restarts, so a run that
+shares the CPU with other jobs gets the same budget as one alone; with `--threads 1` it
+equals wall time on an idle core) are spent, then writes `--out` (the best file when
 validation ran, else the last). SIGTERM/SIGINT save a checkpoint before exiting.
 
 Loop: every step draws `--batch` random crops of `--min-seconds`..`--max-seconds` (one
@@ -232,7 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="upstream-train song names, one a line (default: even-numbered train songs); re-read every 50 steps")
     ap.add_argument("--init", type=Path, default=None, help="warm start from this model file (fresh runs only)")
     ap.add_argument("--stems", default="", help="e.g. vocals or drums+bass (default: all four)")
-    ap.add_argument("--minutes", type=float, default=16.0, help="training minutes, summed over restarts")
+    ap.add_argument("--minutes", type=float, default=16.0, help="training CPU minutes, summed over restarts")
     ap.add_argument("--steps", type=int, default=10**9)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--min-seconds", type=float, default=3.0)
@@ -321,11 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     while counters["step"] < args.steps and counters["train_s"] < budget_s and not stop.requested:
         if counters["step"] % RESCAN_STEPS == 0:
             sampler.set_folders(upstream_songs(args))
-        t0 = time.time()
+        t0 = time.process_time()
         lr = learning_rate(args.lr, counters["train_s"], budget_s)
         running += train_step(model, opt, sampler, rng, args, lr)
         counters["step"] += 1
-        counters["train_s"] += time.time() - t0
+        counters["train_s"] += time.process_time() - t0
         if counters["step"] % args.log_every == 0:
             run.log({"step": counters["step"], "loss": round(running / args.log_every, 6), "lr": lr,
                      "train_s": round(counters["train_s"], 1), "songs": len(sampler.folders)})

@@ -7,7 +7,8 @@
 # All three run at once (one thread each, nice 10) and each stops by itself after MINUTES
 # of training time (summed over restarts). Rerunning the same command continues every
 # run from its last checkpoint (every 4 min); a finished run only rewrites its --out file.
-# Runs live in $OUT/<name>.safetensors.run/ (state.pt, last/best.safetensors, log.jsonl).
+# Runs live in $OUT/<name>.run/ (state.pt, last/best.safetensors, log.jsonl); the final
+# files are $OUT/<name>-v2.safetensors (the name a mixer checkpoint records).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -18,7 +19,7 @@ mkdir -p "$OUT/logs"
 common=(--corpus "$CORPUS" --minutes "$MINUTES" --valid-every 15 --valid-crops 12 --threads 1)
 train() { name=$1; shift
   nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "$@" "${common[@]}" \
-      --out "$OUT/$name.safetensors" >> "$OUT/logs/$name.log" 2>&1 &
+      --run "$OUT/$name.run" --out "$OUT/$name-v2.safetensors" >> "$OUT/logs/$name.log" 2>&1 &
   echo "$name: pid $!, log $OUT/logs/$name.log"; }
 train hdemucs16 demucs --init weights/hdemucs16.safetensors --batch 2 --lr 3e-4 --min-seconds 3 --max-seconds 6
 train spectral4 spectral --init weights/spectral4.safetensors --batch 4 --lr 5e-4
