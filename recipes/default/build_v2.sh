@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The corpus-v2 default (issue 10), step by step; every step can be stopped and rerun.
+#
+#   bash recipes/default/build_v2.sh                       # all steps
+#   STEPS="mixers eval" bash recipes/default/build_v2.sh   # some steps
+#
+# corpus    render corpus v2 (10 h train, 1 h valid, 1 h test), resumes after the last song
+# upstreams train the three upstreams (recipes/upstreams/train_v2.sh; runs to MINUTES of
+#           CPU each and resumes from the last checkpoint), then score them on 4 valid songs
+#           and write float16 copies
+# split     mixer-train = odd-numbered v2 train songs (the upstreams trained on the even ones)
+# mixers    1x1 conv and MDX-Mixer (tiny preset, the size the CPU speed budget allows) on all
+#           mixer-train songs; --resume continues a stopped run from its last finished epoch
+# eval      museval on the frozen v1 test split (11 songs) and on the v2 test split
+#
+# Data stays outside the repo (DATA, default /work/data). Bundling into weights/ is a
+# separate, deliberate step (recipes/default/bundle.py) once the numbers are final.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+MDX=${MDX:-.venv/bin/mdxmix}
+DATA=${DATA:-/work/data}
+STEPS=${STEPS:-"corpus upstreams split mixers eval"}
+CORPUS=$DATA/corpus_v2
+UP=$DATA/upstreams_v2
+MIX=$DATA/mixer_v2
+CACHE=$DATA/cache_v2
+RUNS=$DATA/runs_v2
+UPSTREAMS=(--upstream "demucs-file:$UP/hdemucs16-v2.safetensors"
+           --upstream "spectral-file:$UP/spectral4-v2.safetensors"
+           --upstream "spectral-file:$UP/spectral_vocals-v2.safetensors:vocals")
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
+mkdir -p "$DATA/logs"
+
+if has corpus; then
+  $PY recipes/corpus/render.py --version 2 --root "$CORPUS" --hours-train 10 --hours-valid 1 \
+      --hours-test 1 --seed 0 --jobs 2
+fi
+
+if has upstreams; then
+  CORPUS=$CORPUS OUT=$UP bash recipes/upstreams/train_v2.sh
+  $PY recipes/upstreams/evaluate_upstreams.py "$UP"/*-v2.safetensors --corpus "$CORPUS" --split valid \
+      --songs 4 --half-out "$UP/f16"
+  $PY recipes/upstreams/plot_curves.py "$UP"/*.run --out recipes/default/upstream_curves_v2.png
+fi
+
+if has split; then
+  $PY recipes/upstreams/split_corpus.py --corpus "$CORPUS" --mixer-root "$MIX" \
+      --list "$UP/upstream_train_songs.txt"
+fi
+
+if has mixers; then
+  $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
+      --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
+      --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
+  $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
+      --cache-dir "$CACHE" --kind mdx_mixer --preset tiny --epochs 20 --steps-per-epoch 300 --lr 1e-3 \
+      --half --out "$RUNS/mdxmixer" $(resume "$RUNS/mdxmixer")
+fi
+
+if has eval; then
+  for split in v1:$DATA/corpus v2:$CORPUS; do
+    name=${split%%:*} root=${split#*:}
+    $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \
+        --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint "$RUNS/mdxmixer/best.safetensors" \
+        --out "$DATA/results_v2/$name-test" --plot "$DATA/results_v2/$name-test/sdr.png"
+  done
+fi
