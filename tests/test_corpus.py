@@ -175,17 +175,18 @@ def test_v2_same_seed_same_bytes_whatever_the_workers(runs_v2: dict[str, Path]) 
 def test_v2_stems_add_up_and_are_audible(runs_v2: dict[str, Path]) -> None:
     for root, split in ((runs_v2["a"], "train"), (runs_v2["t"], "test")):
         for song in _songs(root, split):
-            mix, sr = sf.read(str(song / "mixture.wav"), dtype="float32")
+            assert sf.info(str(song / "mixture.wav")).subtype == "PCM_16"
+            mix, sr = sf.read(str(song / "mixture.wav"), dtype="int16")
             assert sr == 44100 and mix.shape == (int(V2_DURATION * 44100), 2)
-            total = np.zeros(mix.shape, dtype=np.float32)
+            total = np.zeros(mix.shape, dtype=np.int32)
             for s in STEMS:
-                x, _ = sf.read(str(song / f"{s}.wav"), dtype="float32")
-                rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+                x, _ = sf.read(str(song / f"{s}.wav"), dtype="int16")
+                rms = float(np.sqrt(np.mean((x / 32768.0) ** 2)))
                 assert rms > 1e-3, f"{song.name}/{s} is (nearly) silent: rms={rms}"
                 total += x
-            # the renderer sums in the same float32 order: exact up to rounding
-            assert np.max(np.abs(total - mix)) < 1e-6
-            assert np.max(np.abs(mix)) < 1.0
+            # 16-bit stems, the mixture their integer sum: exact, and the master never clips
+            assert np.array_equal(total, mix)
+            assert np.max(np.abs(mix)) < 32767
 
 
 def test_v2_loudness_within_the_spread(runs_v2: dict[str, Path]) -> None:
@@ -257,3 +258,27 @@ def test_v2_bus_envelope_never_reduces_less_than_the_limiter() -> None:
         assert np.all(e <= g * (1 + 1e-5))
 
     check()
+
+
+def test_float_songs_convert_to_16_bit_sets_once(tmp_path: Path) -> None:
+    """to_pcm16.py: rounded stems, mixture = their integer sum; a second run changes nothing."""
+    sys.path.insert(0, str(RENDER.parent))
+    from wavio import write_float32
+
+    song = tmp_path / "train" / "0000 - x"
+    song.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    stems = {s: (0.2 * rng.standard_normal((4410, 2))).astype(np.float32) for s in STEMS}
+    for s, x in stems.items():
+        write_float32(str(song / f"{s}.wav"), x, 44100)
+    write_float32(str(song / "mixture.wav"), sum(stems.values()), 44100)
+    convert = [sys.executable, str(RENDER.parent / "to_pcm16.py"), str(tmp_path)]
+    assert "1 converted" in subprocess.run(convert, capture_output=True, text=True, check=True).stdout
+    first = _digest(tmp_path)
+    assert "0 converted" in subprocess.run(convert, capture_output=True, text=True, check=True).stdout
+    assert _digest(tmp_path) == first
+    ints = {s: sf.read(str(song / f"{s}.wav"), dtype="int16")[0] for s in (*STEMS, "mixture")}
+    for s in STEMS:  # each stem rounded to the nearest 16-bit step
+        assert np.max(np.abs(ints[s] / 32768.0 - stems[s])) <= 0.5 / 32768 + 1e-9
+    total = sum(ints[s].astype(np.int32) for s in STEMS)
+    assert np.array_equal(np.clip(total, -32768, 32767), ints["mixture"])

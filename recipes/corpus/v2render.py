@@ -33,7 +33,7 @@ from v2chorale import chorales, make_chorale_song
 from v2fx import master, master_eq, part_chain, reverb, run, send, sidechain, stem_chain, tempo_delay
 from v2music import V2_STYLES, make_song_v2
 from v2vocals import make_singer, sing_line
-from wavio import write_float32
+from wavio import write_pcm16_set
 
 VERSION = 2
 SPLIT_ID = {"train": 0, "valid": 1, "test": 2}
@@ -237,15 +237,13 @@ def render_song_v2(job: dict) -> dict:
         gains[k] = round(style_db.get(k, 0) + float(rng.uniform(-2, 2)), 2)
         stems[k] = _norm(x, gains[k]) * g_auto[:, None]
         fx_info[k] = desc
-    out_stems, mixture, minfo = master(stems, song.style, rng)
+    out_stems, _, minfo = master(stems, song.style, rng)
 
     out = job["dir"]
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    write_float32(os.path.join(tmp, "mixture.wav"), mixture, SR)
-    for k in STEMS:
-        write_float32(os.path.join(tmp, f"{k}.wav"), out_stems[k], SR)
+    minfo["clipped_samples"] = write_pcm16_set(tmp, {k: out_stems[k] for k in STEMS}, SR)
     entry = {
         "name": os.path.basename(out), "split": split, "index": job["index"],
         "song_seed": sseed, "duration_s": round(total, 3), "style": song.style,
@@ -347,8 +345,8 @@ def write_manifest(root: str, jobs: list[dict], seed: int, command: str,
                        "voices": [v.name for v in sources.VOICES[splits]
                                   + sources.VOICES_V2_EXTRA[splits]],
                        "chorales": chorales(splits)}
-    manifest = {"version": VERSION, "seed": seed, "sample_rate": SR, "format": "float32 WAV",
-                "command": command, "hours": hours, "render": render, "pools": pools,
+    manifest = {"version": VERSION, "seed": seed, "sample_rate": SR,
+                "format": "16-bit PCM WAV (mixture = integer sum of the stems)", "command": command, "hours": hours, "render": render, "pools": pools,
                 "songs": songs}
     _write_json(os.path.join(root, "corpus.json"), manifest)
     return manifest
