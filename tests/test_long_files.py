@@ -1,0 +1,154 @@
+"""Long files (issue 14): memory and temporary disk that do not grow with the song.
+
+Peak memory is measured in a fresh subprocess as its VmHWM (a high-water mark of this
+process image: the test process itself ran other tests, and `ru_maxrss` carries the
+parent's peak across fork and exec).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from mdxmix.cache import StemCache
+from mdxmix.outputs import OutputFormat, SongOutput
+
+STEMS4 = ("drums", "bass", "other", "vocals")
+RATE = 44100
+
+
+def _peak_growth_mib(code: str, tmp_path: Path) -> float:
+    """Run `code` (which must print the peak RSS growth in MiB on its last line) in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+def test_the_cache_writer_holds_one_block_not_the_entry(tmp_path):
+    """A 300-s four-stem entry (202 MiB of float16) written in 60-s blocks: memory stays at the block.
+
+    Through a memory map every written page stayed resident (the RSS grew by the entry's size).
+    """
+    growth = _peak_growth_mib("""
+        import numpy as np, torch
+        from mdxmix.cache import StemCache
+        rss = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+        frames, block = 44100 * 300, 44100 * 60
+        cache = StemCache("cache")
+        writer = cache.writer("u", "0" * 32, ("drums", "bass", "other", "vocals"), frames)
+        stems = {s: torch.full((2, block), 0.25 * (i + 1)) for i, s in enumerate(("drums", "bass", "other", "vocals"))}
+        writer.write(0, stems)  # the first block's own buffers are allocated: measure from here
+        before = rss()
+        for start in range(block, frames, block):
+            writer.write(start, stems)
+        writer.commit()
+        entry = cache.get("u", "0" * 32, frames=frames)
+        assert entry is not None and float(entry["other"][1, -1]) == 0.75
+        print(rss() - before)
+    """, tmp_path)
+    assert growth < 40, f"peak RSS grew by {growth:.0f} MiB while writing a 202-MiB entry"
+
+
+def test_cache_entries_written_in_blocks_read_back_exactly_and_pass_the_checksum(tmp_path):
+    cache = StemCache(tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    full = {s: torch.from_numpy(rng.standard_normal((2, 1000)).astype(np.float32)) for s in STEMS4}
+    writer = cache.writer("up", "a" * 32, STEMS4, 1000)
+    for start in (0, 300, 600, 900):
+        writer.write(start, {s: x[:, start : start + 300] for s, x in full.items()})
+    writer.commit()
+    entry = cache.get("up", "a" * 32, frames=1000, stems=STEMS4)
+    assert entry is not None
+    for s in STEMS4:
+        np.testing.assert_array_equal(entry[s], full[s].numpy().astype(np.float16))
+    [data] = (tmp_path / "cache").rglob("*.npy")
+    with open(data, "r+b") as handle:  # one flipped sample: the checksum catches it and the entry goes
+        handle.seek(-2, os.SEEK_END)
+        handle.write(b"\x00\x7c")
+    assert cache.get("up", "a" * 32, frames=1000) is None and not data.exists()
+
+
+def test_reading_a_file_holds_one_copy_of_the_song(tmp_path):
+    """Reading whole and transposing held the samples twice (2.6 GB for an hour of stereo)."""
+    seconds = 300
+    wave = (0.1 * np.sin(np.arange(seconds * RATE) / 7.0)).astype(np.float32)
+    sf.write(tmp_path / "long.wav", np.stack([wave, -wave], 1), RATE, subtype="PCM_16")
+    audio_mib = 2 * 4 * seconds * RATE / 2**20  # 101 MiB as float32
+    growth = _peak_growth_mib("""
+        from mdxmix.audio import read_audio
+        from mdxmix.cache import audio_key
+        rss = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+        before = rss()
+        audio, info = read_audio("long.wav")
+        assert audio.shape == (2, info.frames) and audio.is_contiguous()
+        audio_key(audio)  # hashed in place, not through a copy
+        print(rss() - before)
+    """, tmp_path)
+    assert growth < 1.25 * audio_mib, f"peak RSS grew by {growth:.0f} MiB for {audio_mib:.0f} MiB of samples"
+
+
+def _stream(output: SongOutput, names: list[str], data: np.ndarray, block: int = 5000) -> None:
+    for start in range(0, data.shape[1], block):
+        for name in names:
+            output.write(name, data[:, start : start + block])
+
+
+def test_stems_are_staged_in_the_output_format_and_renamed_into_place(tmp_path):
+    rng = np.random.default_rng(1)
+    data = (0.3 * rng.standard_normal((2, 20000))).clip(-0.99, 0.99).astype(np.float32)
+    paths = {s: tmp_path / f"{s}.wav" for s in STEMS4}
+    fmt = OutputFormat().for_input("PCM_16", RATE)
+    with SongOutput(dict(paths), rate=RATE, fmt=fmt) as output:
+        _stream(output, list(STEMS4), data)
+        staged = sorted(p for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+        assert len(staged) == 4 and {sf.info(p).subtype for p in staged} == {"PCM_16"}
+        inodes = {p.stat().st_ino for p in staged}
+        output.commit()
+    assert {p.stat().st_ino for p in paths.values()} == inodes  # the staged files became the outputs
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    expected = np.clip(np.round(data.T.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+    for path in paths.values():
+        np.testing.assert_array_equal(sf.read(path, dtype="int16")[0], expected)
+
+
+def test_a_loud_stem_is_rescaled_in_place_with_its_clipped_samples_exact(tmp_path):
+    """Peak 1.6 in 16-bit: `rescale` divides by 1.01·peak; staged at 16 bits, the result is at most one
+    step from rescaling the float signal, and the samples beyond full scale are not flattened."""
+    t = np.arange(30000)
+    data = np.stack([1.6 * np.sin(t / 50.0), 0.5 * np.sin(t / 30.0)]).astype(np.float32)
+    fmt = OutputFormat().for_input("PCM_16", RATE)
+    path = tmp_path / "bass.wav"
+    with SongOutput({"bass": path}, rate=RATE, fmt=fmt) as output:
+        _stream(output, ["bass"], data)
+        output.commit()
+    got = sf.read(path, dtype="float64")[0].T
+    want = data.astype(np.float64) / (1.01 * 1.6)
+    assert np.abs(got - want).max() <= 1.0 / 32768 + 1e-9
+    assert got[0].max() > 0.98  # the loudest samples are there, not clipped at 1/1.616
+    assert [p.name for p in tmp_path.iterdir()] == ["bass.wav"]
+
+
+def test_flac_is_staged_as_flac_and_a_rescaled_one_is_encoded_again(tmp_path):
+    rng = np.random.default_rng(2)
+    quiet = (0.2 * rng.standard_normal((2, 20000))).astype(np.float32)
+    loud = 3.0 * quiet
+    fmt = OutputFormat(container="FLAC").for_input("PCM_16", RATE)
+    paths = {"drums": tmp_path / "drums.flac", "bass": tmp_path / "bass.flac"}
+    with SongOutput(dict(paths), rate=RATE, fmt=fmt) as output:
+        for start in range(0, 20000, 5000):
+            output.write("drums", quiet[:, start : start + 5000])
+            output.write("bass", loud[:, start : start + 5000])
+        assert {sf.info(p).format for p in tmp_path.iterdir() if p.name.endswith(".tmp")} == {"FLAC"}
+        output.commit()
+    peak = float(np.abs(loud).max())
+    np.testing.assert_allclose(sf.read(paths["bass"])[0].T, loud / (1.01 * peak), atol=1.0 / 32768 + 1e-9)
+    np.testing.assert_allclose(sf.read(paths["drums"])[0].T, quiet.clip(-1, 1), atol=0.5 / 32768 + 1e-9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bass.flac", "drums.flac"]
