@@ -163,7 +163,9 @@ class BlockedInput:
                 if index == self.total_blocks - 1:
                     writer.commit()
                     self.writers[i] = None
-        return self.normalizer.forward(torch.cat(channels, dim=0))
+        x = torch.cat(channels, dim=0)
+        # In place: `forward` made two more block-sized copies of X (≈ 0.4 GB at 20 channels) at the peak.
+        return x.sub_(self.normalizer.mean).div_(self.normalizer.std)
 
     def close(self) -> None:
         """Stop the worker; drop cache entries left unfinished (an interrupted or failed run)."""
