@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .atomic import Staged, atomic_path, is_temp_name, sweep_stale, write_text
+from .audio import PcmSamples, Samples
 from .errors import UsageError, UserError
 from .stems import AUDIO_CHANNELS
 
@@ -43,8 +44,13 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("mdxmix")) / "stems"
 
 
-def audio_key(mixture: Tensor) -> str:
+def audio_key(mixture: Samples) -> str:
     """A content hash of the 44.1 kHz float32 mixture: the same song gives the same key in any file format."""
+    if isinstance(mixture, PcmSamples):  # the same bytes, made a piece at a time
+        digest = hashlib.sha256(np.asarray(tuple(mixture.shape), dtype=np.int64).tobytes())
+        for piece in mixture.rows():
+            digest.update(memoryview(piece.numpy()))
+        return digest.hexdigest()[:32]
     data = mixture.detach().to(torch.float32).contiguous().cpu().numpy()
     digest = hashlib.sha256(np.asarray(data.shape, dtype=np.int64).tobytes())
     digest.update(memoryview(data.reshape(-1)))  # no copy: tobytes() doubled an hour-long song's memory

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .audio import check_finite, read_audio, resample, resample_chunks, to_stereo
+from .audio import PcmSamples, Samples, check_finite, read_audio, resample, resample_chunks, to_stereo
 from .cache import CacheWriter, StemCache, audio_key
 from .checkpoint import CheckpointMeta, check_upstreams, load_checkpoint
 from .device import pick_device
@@ -67,7 +67,7 @@ class BlockedInput:
     engine mixes the current one; that holds one more block of X, so it is meant for GPUs.
     """
 
-    def __init__(self, mixture: Tensor, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
+    def __init__(self, mixture: Samples, upstreams: list[Upstream], stems_used: list[tuple[str, ...]],
                  normalizer: Normalizer, *, block: int, context: int, cache: StemCache | None = None,
                  include_mixture: bool = True, device: torch.device | str = "cpu", prefetch: bool = False,
                  provided: list[dict] | None = None) -> None:
@@ -81,7 +81,7 @@ class BlockedInput:
         # One block when the song is only a little longer than a block: no context overhead.
         self.block = self.length if self.length <= block * 1.25 else block
         self.context = context
-        self.blocks: dict[int, Tensor] = {}
+        self.blocks: dict[int, tuple[int, Tensor]] = {}  # index → (first sample held, X from there to the block's end)
         self.total_blocks = max(1, -(-self.length // self.block))
         self.cached: list[dict | None] = [None] * len(upstreams)
         self.writers: list[CacheWriter | None] = [None] * len(upstreams)
@@ -110,10 +110,22 @@ class BlockedInput:
         pieces = []
         for index in range(first, last + 1):
             if index not in self.blocks:
-                self.blocks[index] = self._take(index)
-            base = index * self.block
-            pieces.append(self.blocks[index][:, max(start, base) - base : min(stop, base + self.block) - base])
+                self._keep_from(start)
+                self.blocks[index] = (index * self.block, self._take(index))
+            base, block = self.blocks[index]
+            pieces.append(block[:, max(start, base) - base : min(stop, index * self.block + self.block) - base])
         return torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
+
+    def _keep_from(self, start: int) -> None:
+        """Before a new block is made, cut the held ones down to what is still to be read (from `start` on).
+
+        The engine reads monotonically, so of the previous block only the tail that the current
+        batch of segments spans is needed; holding all of it while the next block's upstreams run
+        put two blocks of X at the peak.
+        """
+        for index, (base, block) in list(self.blocks.items()):
+            if start > base:
+                self.blocks[index] = (start, block[:, start - base :].clone())
 
     def _take(self, index: int) -> Tensor:
         """Block `index`, from the worker when it was prefetched; then start on the next one."""
@@ -240,7 +252,7 @@ class Separator:
         if self.consistency != "none" and not self.meta.mixture:
             raise UserError(f"checkpoint '{self.name}' does not take the mixture, so --consistency must be none")
 
-    def stream(self, mixture: Tensor, *, on_progress: ProgressCallback | None = None,
+    def stream(self, mixture: Samples, *, on_progress: ProgressCallback | None = None,
                on_weights: Callable[[list[int], Tensor], None] | None = None,
                on_report: Callable[[SeparationReport], None] | None = None,
                track: str | None = None, source_rate: int = SAMPLE_RATE) -> Iterator[Tensor]:
@@ -248,12 +260,14 @@ class Separator:
 
         `on_report`, when given, receives a `SeparationReport` once the song is complete.
         `track` (the input's file name without extension) and `source_rate` find and check
-        the song's stems in `--stems-from` folders.
+        the song's stems in `--stems-from` folders. `mixture` may be `PcmSamples` (a 16-bit
+        song in half the memory; its samples are finite by construction).
         """
         if mixture.dim() != 2 or mixture.shape[0] != AUDIO_CHANNELS:
             raise ValueError(f"expected a (2, N) mixture, got {tuple(mixture.shape)}")
         mixture = mixture.float()
-        check_finite(mixture, "the mixture")
+        if not isinstance(mixture, PcmSamples):
+            check_finite(mixture, "the mixture")
         normalizer = Normalizer.of(mixture)
         provided = self._stem_files_of(track, mixture.shape[-1], source_rate)
         source = BlockedInput(mixture, self.upstreams, [s.stems for s in self.specs], normalizer, block=self.block,
