@@ -222,3 +222,14 @@ def test_the_next_blocks_upstreams_run_beside_only_the_tail_of_the_last_block():
         x = source.read(start, min(start + 1200, 50_000))
         torch.testing.assert_close(x[2:], normalizer.forward(mixture[:, start : start + 1200] * 0.25))
     assert len(held) == 5 and held[0] == 0 and max(held) <= 1200, held  # was the whole 10,000-sample block
+
+
+def test_the_command_line_puts_torch_tensors_on_huge_pages_unless_told_not_to(tmp_path):
+    """THP_MEM_ALLOC_ENABLE must be in the environment before torch is imported (it is read once)."""
+    code = "import os, mdxmix.cli, sys; print(os.environ.get('THP_MEM_ALLOC_ENABLE'), 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["1", "False"], done.stderr
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "THP_MEM_ALLOC_ENABLE": "0"})
+    assert done.stdout.split() == ["0", "False"], done.stderr
