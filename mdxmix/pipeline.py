@@ -9,6 +9,7 @@ the mixer engine streams finished output, which the caller appends to its files.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ class BlockedInput:
             if cached is not None:
                 channels += [torch.from_numpy(np.asarray(cached[s][:, start:stop], dtype=np.float32)).to(self.device)
                              for s in stems]
+                _release_pages(cached)
                 continue
             piece = around
             if piece.shape[-1] < UPSTREAM_MIN_FRAMES:
@@ -188,6 +190,21 @@ class BlockedInput:
             if writer is not None:
                 writer.abort()
         self.writers = [None] * len(self.writers)
+
+
+def _release_pages(stems: dict) -> None:
+    """Unmap the pages a block read from memory-mapped cache entries, so they stop counting as ours.
+
+    Read pages of a file mapping stay in the process (a whole hour-long entry, 2.5 GB, by the
+    end of a song); the kernel keeps them in its page cache, so this costs nothing but a later
+    re-read's minor faults. Arrays that are not memory maps (stems from files) are left alone.
+    """
+    maps = {id(m): m for m in (getattr(array, "_mmap", None) for array in stems.values()) if m is not None}
+    for mapped in maps.values():
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (AttributeError, OSError, ValueError):
+            return  # a platform without madvise, or a map already closed: only memory is at stake
 
 
 class Separator:

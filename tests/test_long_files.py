@@ -233,3 +233,36 @@ def test_the_command_line_puts_torch_tensors_on_huge_pages_unless_told_not_to(tm
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**env, "THP_MEM_ALLOC_ENABLE": "0"})
     assert done.stdout.split() == ["0", "False"], done.stderr
+
+
+def test_reading_a_cached_entry_block_by_block_does_not_keep_it_in_memory(tmp_path):
+    """A second run reads upstream stems from the memory-mapped cache entry: the pages of blocks already
+    mixed are handed back, so a 300-s entry (202 MiB) read in 60-s blocks holds about one block."""
+    growth = _peak_growth_mib("""
+        import numpy as np, torch
+        from mdxmix.cache import StemCache, audio_key
+        from mdxmix.mixer.normalize import Normalizer
+        from mdxmix.pipeline import BlockedInput
+        rss = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+        names = ("drums", "bass", "other", "vocals")
+        frames, block = 44100 * 300, 44100 * 60
+        mixture = torch.full((2, frames), 0.1)
+        cache = StemCache("cache")
+        writer = cache.writer("up", audio_key(mixture), names, frames)
+        for start in range(0, frames, block):
+            writer.write(start, {s: torch.full((2, min(block, frames - start)), 0.5) for s in names})
+        writer.commit()
+
+        class Cached:
+            name, sample_rate, stems = "up", 44100, names
+            def separate(self, mixture):
+                raise AssertionError("the cache holds these stems")
+
+        source = BlockedInput(mixture, [Cached()], [names], Normalizer.of(mixture), block=block, context=0, cache=cache)
+        source.read(0, 4096)
+        before = rss()
+        for start in range(4096, frames, 1 << 17):
+            source.read(start, min(frames, start + (1 << 17)))
+        print(rss() - before)
+    """, tmp_path)
+    assert growth < 120, f"peak RSS grew by {growth:.0f} MiB while reading a 202-MiB entry"
