@@ -9,6 +9,8 @@ the mixer engine streams finished output, which the caller appends to its files.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import mmap
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -168,6 +170,7 @@ class BlockedInput:
             if piece.shape[-1] < UPSTREAM_MIN_FRAMES:
                 piece = torch.nn.functional.pad(piece, (0, UPSTREAM_MIN_FRAMES - piece.shape[-1]))
             separated = upstream.separate(piece)
+            trim_heap()
             self.upstream_runs += 1
             block = {s: separated[s][:, start - lo : stop - lo].to(self.device, torch.float32) for s in upstream.stems}
             channels += [block[s] for s in stems]
@@ -190,6 +193,29 @@ class BlockedInput:
             if writer is not None:
                 writer.abort()
         self.writers = [None] * len(self.writers)
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc (macOS, musl): nothing to trim
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def trim_heap() -> None:
+    """Give the memory an upstream freed back to the system (glibc's `malloc_trim`).
+
+    An upstream's activations (HDemucs ≈ 0.35 GiB per 6-s chunk) are freed in pieces that
+    glibc keeps in its heaps, fragmented: measured on three 66-s blocks, the process peaked
+    0.78 → 0.81 → 0.83 GiB above its start and kept 0.6 GiB; trimmed after each upstream,
+    0.68 GiB every block and 0.29 GiB kept. A few milliseconds per call.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _release_pages(stems: dict) -> None:
