@@ -24,6 +24,8 @@ from torch import Tensor
 from .errors import AudioError, first_line
 
 STDIN = "-"
+READ_BLOCK = 1 << 20  # frames per read when loading a file
+STATS_BLOCK = 1 << 18  # frames per piece of a mixture's mean and std
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,65 @@ class AudioInfo:
     format: str
 
 
-def read_audio(source: str | Path) -> tuple[Tensor, AudioInfo]:
-    """Read a file (or '-' for stdin) as float32 stereo (2, N) at its own rate."""
+class PcmSamples:
+    """A (2, N) 16-bit song held as int16 and served as float32 slices, exactly as soundfile reads them.
+
+    The song is the one thing the pipeline holds whole (its statistics and its cache key need
+    all of it): an hour of stereo is 1.27 GB as float32 and 0.64 GB as int16. A slice
+    `samples[:, a:b]` is the float32 tensor q / 32768 (exact), so code that slices a mixture
+    works unchanged; `mean`, `std` and `numel` serve the normaliser.
+    """
+
+    def __init__(self, ints: Tensor) -> None:
+        if ints.dtype != torch.int16 or ints.dim() != 2:
+            raise ValueError(f"expected (channels, N) int16 samples, got {ints.dtype} {tuple(ints.shape)}")
+        self.ints = ints
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.ints.shape
+
+    def dim(self) -> int:
+        return 2
+
+    def numel(self) -> int:
+        return self.ints.numel()
+
+    def float(self) -> "PcmSamples":
+        return self  # its slices are float32 already
+
+    def __getitem__(self, index: object) -> Tensor:
+        return self.ints[index].to(torch.float32).div_(32768.0)
+
+    def rows(self) -> Iterator[Tensor]:
+        """Float32 pieces of row 0, then of row 1: the (2, N) array's bytes in order (for hashing)."""
+        for row in range(self.ints.shape[0]):
+            for start in range(0, self.ints.shape[1], READ_BLOCK):
+                yield self[row, start : start + READ_BLOCK]
+
+    def _pieces(self) -> Iterator[Tensor]:
+        """Float64 pieces of both rows, small enough that the statistics need no song-sized temporaries."""
+        for start in range(0, self.ints.shape[1], STATS_BLOCK):
+            yield self.ints[:, start : start + STATS_BLOCK].to(torch.float64).div_(32768.0)
+
+    def mean(self) -> Tensor:
+        return torch.tensor(sum(float(p.sum()) for p in self._pieces()) / max(1, self.numel()))
+
+    def std(self) -> Tensor:
+        """Sample standard deviation (torch's default), accumulated in float64."""
+        mean = float(self.mean())
+        squares = sum(float(p.sub_(mean).pow_(2).sum()) for p in self._pieces())
+        return torch.tensor((squares / max(1, self.numel() - 1)) ** 0.5)
+
+
+Samples = Tensor | PcmSamples
+
+
+def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, AudioInfo]:
+    """Read a file (or '-' for stdin) as float32 stereo (2, N) at its own rate.
+
+    With `compact`, a 16-bit file comes as `PcmSamples` (half the memory, the same values).
+    """
     try:
         if str(source) == STDIN:
             data = sys.stdin.buffer.read()
@@ -54,15 +113,36 @@ def read_audio(source: str | Path) -> tuple[Tensor, AudioInfo]:
             handle = sf.SoundFile(str(path))
         with handle:
             info = AudioInfo(handle.samplerate, handle.channels, handle.frames, handle.subtype, handle.format)
-            frames = handle.read(dtype="float32", always_2d=True)
+            compact = compact and info.subtype == "PCM_16"
+            samples = _read_planar(handle, str(source), "int16" if compact else "float32")
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"{source}: not a readable audio file ({first_line(exc)})") from exc
-    if frames.shape[0] == 0:
+    if samples.shape[1] == 0:
         raise AudioError(f"{source}: contains no audio samples")
-    check_finite(frames, str(source))
-    return to_stereo(torch.from_numpy(np.ascontiguousarray(frames.T)), str(source)), info
+    audio = to_stereo(torch.from_numpy(samples), str(source))
+    return (PcmSamples(audio) if compact else audio), info
+
+
+def _read_planar(handle: sf.SoundFile, name: str, dtype: str = "float32") -> np.ndarray:
+    """The whole file as (channels, N) `dtype`, read in blocks into one array.
+
+    Reading it whole gives (N, channels) and the transpose copies it: two copies of the song
+    at once (2.6 GB for an hour of stereo). Blocks also let the finiteness check stay small.
+    """
+    out = np.empty((handle.channels, max(0, handle.frames)), dtype=dtype)
+    position = 0
+    while True:
+        block = handle.read(READ_BLOCK, dtype=dtype, always_2d=True)
+        if block.shape[0] == 0:
+            break
+        check_finite(block, name)
+        if position + block.shape[0] > out.shape[1]:  # a header that undercounts: grow
+            out = np.concatenate([out[:, :position], np.empty((out.shape[0], block.shape[0]), dtype)], axis=1)
+        out[:, position : position + block.shape[0]] = block.T
+        position += block.shape[0]
+    return out if position == out.shape[1] else np.ascontiguousarray(out[:, :position])
 
 
 def to_stereo(audio: Tensor, name: str = "input") -> Tensor:
@@ -83,10 +163,16 @@ def resample(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
 
 
 def check_finite(samples: np.ndarray | Tensor, name: str) -> None:
-    """Refuse NaN and infinite samples (a broken float file): separators turn them into garbage or crash."""
-    finite = bool(torch.isfinite(samples).all()) if isinstance(samples, Tensor) else bool(np.isfinite(samples).all())
-    if not finite:
-        raise AudioError(f"{name}: contains NaN or infinite samples; repair or re-export the file")
+    """Refuse NaN and infinite samples (a broken float file): separators turn them into garbage or crash.
+
+    Checked a block of samples at a time, so that an hour of audio needs no hour-long mask.
+    """
+    flat = samples.reshape(-1)
+    for start in range(0, flat.shape[0], 2 * READ_BLOCK):
+        part = flat[start : start + 2 * READ_BLOCK]
+        finite = bool(torch.isfinite(part).all()) if isinstance(part, Tensor) else bool(np.isfinite(part).all())
+        if not finite:
+            raise AudioError(f"{name}: contains NaN or infinite samples; repair or re-export the file")
 
 
 def resample_chunks(chunks: Iterable[np.ndarray], from_rate: int, to_rate: int, *, frames: int) -> Iterator[np.ndarray]:

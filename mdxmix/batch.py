@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from torch import Tensor
 
 from .atomic import sweep_stale, write_text
-from .audio import STDIN, AudioInfo, read_audio, resample, resample_chunks
+from .audio import STDIN, AudioInfo, Samples, read_audio, resample, resample_chunks
 from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
 from .mixer.consistency import settle
@@ -86,7 +85,7 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: SongOutput, *,
+def write_song(separator: Separator, audio: Samples, info: AudioInfo, output: SongOutput, *,
                progress: Callable[[int, int], None] | None = None, track: str | None = None) -> SeparationReport:
     """Stream the stems of a (2, N) input into `output` at the input's rate and length, then commit.
 
@@ -98,7 +97,7 @@ def write_song(separator: Separator, audio: Tensor, info: AudioInfo, output: Son
     reports: list[SeparationReport] = []
     position = 0
     try:
-        mixture = resample(audio, rate, SAMPLE_RATE)
+        mixture = audio if rate == SAMPLE_RATE else resample(audio[:, :], rate, SAMPLE_RATE)
         stream = separator.stream(mixture, on_progress=progress, on_report=reports.append, track=track,
                                   source_rate=rate)  # track and rate find the song's --stems-from files
         chunks = (chunk.numpy() for chunk in stream)
@@ -133,7 +132,7 @@ def separate_song(separator: Separator, song: Song, plan: OutputPlan, *, stream:
                  for name in plan.names} if plan.stdout is None else {}
         if paths and not plan.overwrite and all(_exists(p) for p in paths.values()):
             return Result(song.source, "skipped", {k: str(v) for k, v in paths.items()})
-        audio, info = read_audio(song.source)
+        audio, info = read_audio(song.source, compact=True)  # a 16-bit song held as int16: half the memory
         fmt = plan.fmt.for_input(info.subtype, info.sample_rate)
         if paths:
             mark_output_root(plan.out)

@@ -1,10 +1,11 @@
 """How a song's stems are written: formats, clipping, pairs that add back, all-or-nothing.
 
-While the song streams, every stem goes as float32 into a hidden temporary WAV in its
-destination folder. When the song is complete, each stem is encoded into its final form
-(16/24-bit or float WAV, FLAC, MP3) under another temporary name — `rescale` needs the
-stem's peak, so it cannot be applied while streaming — and only when every stem is
-encoded are they renamed into place together (`atomic.publish`, which puts the old files
+While the song streams, every stem goes into a hidden temporary file in its destination
+folder, already in its final sample format (and for WAV and FLAC its final container, see
+`_Staging`). When the song is complete, a stem that must be rescaled (`rescale` needs the
+stem's peak, so it cannot be applied while streaming) is rescaled in place (WAV) or encoded
+again (FLAC), MP3s and add-back pairs are encoded from their staging, and only when every
+stem is finished are they renamed into place together (`atomic.publish`, which puts the old files
 back if one rename fails). A failed or interrupted song therefore leaves none of its
 stems, and a re-run with `--overwrite` that fails leaves the previous ones.
 """
@@ -105,36 +106,95 @@ def write_failure(exc: BaseException, where: Path | str) -> str:
 
 
 class _Staging:
-    """One stem as a float32 WAV beside its destination, with its running peak."""
+    """One stem beside its destination, written as it streams, with its running peak.
 
-    def __init__(self, destination: Path | None, rate: int) -> None:
+    A stem is staged in its final sample format (16/24-bit or float; for MP3 the 16-bit PCM
+    the encoder takes) and, for WAV and FLAC, in its final container: when nothing has to be
+    rescaled the staged file *is* the output and is only renamed, so a song needs no more
+    temporary disk than its outputs (a float32 staging file was 2× a 16-bit output, and the
+    encoded copy came on top). Samples that the format clips are kept exactly on the side
+    (`over`), so a rescale afterwards gets them right; the others are rescaled from their
+    stored integers (at most one step from rescaling the float). A stem of an add-back pair
+    (`--two-stems`) is staged as float32: the pair's arithmetic needs both exact.
+    """
+
+    def __init__(self, destination: Path | None, rate: int, subtype: str = "FLOAT", container: str = "WAV", *,
+                 direct: bool = False) -> None:
         folder = destination.parent if destination is not None else Path(tempfile.gettempdir())
         self.where = destination if destination is not None else "stdout"
         self.path = temp_path(destination if destination is not None else folder / "stdout")
+        self.subtype, self.container = subtype, container
+        self.direct = direct  # staged as the output itself: renamed into place, not encoded again
         self.peak = 0.0
+        self.frames = 0
+        self.over: list[tuple[np.ndarray, np.ndarray]] = []  # (flat sample index, exact value) of clipped samples
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.file = sf.SoundFile(str(self.path), "w", samplerate=rate, channels=2, subtype="FLOAT", format="WAV")
+            self.file = sf.SoundFile(str(self.path), "w", samplerate=rate, channels=2, subtype=subtype, format=container)
         except (OSError, sf.LibsndfileError) as exc:
             self.path.unlink(missing_ok=True)
             raise AudioError(write_failure(exc, self.where)) from exc
 
     def write(self, data: np.ndarray) -> None:
+        """Append a (2, n) float block."""
         self.peak = max(self.peak, float(np.abs(data).max(initial=0.0)))
+        frames = np.ascontiguousarray(data.T, dtype=np.float32)
+        if self.subtype in PCM_BITS:
+            flat = frames.reshape(-1)
+            clipped = np.flatnonzero(np.abs(flat) >= 1.0 - 2.0 ** (1 - PCM_BITS[self.subtype]))
+            if clipped.size:
+                self.over.append((clipped + 2 * self.frames, flat[clipped].copy()))
+            frames = to_pcm(np.clip(frames, -1.0, 1.0), self.subtype)
         try:
-            self.file.write(np.ascontiguousarray(data.T, dtype=np.float32))
+            self.file.write(frames)
         except (OSError, sf.LibsndfileError) as exc:
             raise AudioError(write_failure(exc, self.where)) from exc
+        self.frames += data.shape[1]
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
 
     def blocks(self) -> Iterator[np.ndarray]:
-        if not self.file.closed:
-            self.file.close()
-        yield from sf.blocks(str(self.path), blocksize=BLOCK, dtype="float32", always_2d=True)
+        """The staged stem as (n, 2) float32 blocks, clipped samples restored to their exact values."""
+        self.close()
+        restore = _Restore(self.over)
+        position = 0
+        for block in sf.blocks(str(self.path), blocksize=BLOCK, dtype="float32", always_2d=True):
+            yield restore(block, position)
+            position += block.shape[0]
+
+    def rescale_in_place(self, fmt: OutputFormat, scale: float) -> None:
+        """Apply `scale` to a staged PCM WAV where it lies: the file becomes the output without a copy."""
+        self.close()
+        restore = _Restore(self.over)
+        with sf.SoundFile(str(self.path), "r+") as file:
+            position = 0
+            while position < file.frames:
+                file.seek(position)
+                block = restore(file.read(BLOCK, dtype="float32", always_2d=True), position)
+                file.seek(position)
+                file.write(to_pcm(_finish(block, fmt, scale), self.subtype))
+                position += block.shape[0]
 
     def remove(self) -> None:
-        if not self.file.closed:
-            self.file.close()
+        self.close()
         self.path.unlink(missing_ok=True)
+
+
+class _Restore:
+    """Puts the exact values of clipped samples back into blocks read from a staged PCM file."""
+
+    def __init__(self, over: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.index = np.concatenate([i for i, _ in over]) if over else np.zeros(0, dtype=np.int64)
+        self.values = np.concatenate([v for _, v in over]) if over else np.zeros(0, dtype=np.float32)
+
+    def __call__(self, block: np.ndarray, position: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.index, [2 * position, 2 * (position + block.shape[0])])
+        if hi > lo:
+            block = np.array(block, dtype=np.float32)
+            block.reshape(-1)[self.index[lo:hi] - 2 * position] = self.values[lo:hi]
+        return block
 
 
 def _rescale(peak: float, fmt: OutputFormat) -> float:
@@ -155,9 +215,12 @@ class SongOutput:
                  stream: BinaryIO | None = None) -> None:
         self.destinations, self.rate, self.fmt, self.stream = destinations, rate, fmt, stream
         self.staging: dict[str, _Staging] = {}
+        paired = {n for n in destinations if (n.startswith("no_") and n[3:] in destinations) or f"no_{n}" in destinations}
+        direct = fmt.container in ("WAV", "FLAC") and stream is None
         try:
             for name, path in destinations.items():
-                self.staging[name] = _Staging(path, rate)
+                self.staging[name] = (_Staging(path, rate) if name in paired else
+                                      _Staging(path, rate, fmt.subtype, fmt.container if direct else "WAV", direct=direct))
         except BaseException:
             self.abort()
             raise
@@ -177,6 +240,8 @@ class SongOutput:
     def commit(self) -> dict[str, Path | None]:
         """Encode every stem, then put all of them in place at once (or none)."""
         try:
+            for staging in self.staging.values():
+                staging.close()
             sources = self._final_blocks()
             if self.stream is not None:
                 (name, blocks), = sources.items()
@@ -190,12 +255,7 @@ class SongOutput:
                 for name, blocks in sources.items():
                     destination = self.destinations[name]
                     assert destination is not None
-                    staged = Staged(destination)
-                    encoded.append((staged.tmp, destination))
-                    try:
-                        _encode(blocks(), staged.tmp, self.fmt, self.rate)
-                    except (OSError, sf.LibsndfileError, RuntimeError) as exc:
-                        raise AudioError(write_failure(exc, destination)) from exc
+                    encoded.append(self._finished(self.staging[name], blocks, destination))
                 try:
                     publish(encoded)
                 except OSError as exc:
@@ -207,6 +267,30 @@ class SongOutput:
             return {name: self.destinations[name] for name in sources}
         finally:
             self.abort()
+
+    def _finished(self, staging: _Staging, blocks: Callable[[], Iterator[np.ndarray]],
+                  destination: Path) -> tuple[Path, Path]:
+        """(finished temporary, destination) of one stem: the staged file itself when it is in the output's
+        format (rescaled in place if a WAV must be), else a file encoded from it."""
+        fmt = self.fmt
+        scale = _rescale(staging.peak, fmt)
+        try:
+            if staging.direct and (scale == 1.0 or fmt.container == "WAV"):
+                if scale != 1.0:
+                    staging.rescale_in_place(fmt, scale)
+                staging.close()
+                return staging.path, destination
+            staged = Staged(destination)
+            try:
+                _encode(blocks(), staged.tmp, fmt, self.rate)
+            except BaseException:
+                staged.tmp.unlink(missing_ok=True)
+                raise
+            if staging.direct:  # a rescaled FLAC: its staging goes as soon as the replacement is there
+                staging.remove()
+            return staged.tmp, destination
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(write_failure(exc, destination)) from exc
 
     def abort(self) -> None:
         for staging in self.staging.values():

@@ -184,23 +184,37 @@ def _unshare_works() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged mount namespaces (unshare -rm) for a small tmpfs")
-def test_7_a_disk_that_fills_while_encoding_fails_the_song_cleanly_with_no_space_left(tmp_path, ckpt):
-    write_tone(tmp_path / "song.wav", 2.0, 44100)
+def _run_on_small_disk(tmp_path: Path, ckpt: str, size_kb: int) -> list[str]:
+    """`mdxmix song.wav -o out` where `out` is a tmpfs of `size_kb`; stdout lines, then rc=, then what is in out."""
     (tmp_path / "out").mkdir()
-    # 4 staged float32 stems (8 bytes a frame) fit; their 16-bit encodings (4 bytes a frame) do not all fit too.
-    size_kb = (4 * 8 * 88200 + 6 * 88200) // 1024 + 64
     script = (f"mount -t tmpfs -o size={size_kb}k tmpfs out && "
               f"{sys.executable} -m mdxmix song.wav -o out -c {ckpt} --no-cache --json; "
               "echo rc=$?; find out -mindepth 1 | sort")
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    lines = done.stdout.splitlines()
+    assert "internal error" not in done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged mount namespaces (unshare -rm) for a small tmpfs")
+def test_7_a_disk_that_fills_while_writing_fails_the_song_cleanly_with_no_space_left(tmp_path, ckpt):
+    write_tone(tmp_path / "song.wav", 2.0, 44100)
+    lines = _run_on_small_disk(tmp_path, ckpt, (2 * 4 * 88200) // 1024 + 64)  # two of the four 16-bit stems fit
     record = json.loads(lines[0])
     assert record["status"] == "failed" and "no space left on device" in record["error"]
     assert "rc=1" in lines
     left = [line for line in lines[lines.index("rc=1") + 1 :] if not line.endswith(".mdxmix-output")]
     assert left in ([], ["out/tiny_mdx"], ["out/tiny_mdx", "out/tiny_mdx/song"])  # no stem, no temporary
-    assert "internal error" not in done.stderr
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged mount namespaces (unshare -rm) for a small tmpfs")
+def test_a_song_needs_no_more_disk_than_its_outputs(tmp_path, ckpt):
+    """Stems are staged as 16-bit WAVs that become the outputs: a disk that holds the four outputs is enough
+    (float32 staging plus encoded copies needed three times that)."""
+    write_tone(tmp_path / "song.wav", 2.0, 44100)
+    lines = _run_on_small_disk(tmp_path, ckpt, (4 * (4 * 88200 + 44)) // 1024 + 16)
+    assert json.loads(lines[0])["status"] == "ok" and "rc=0" in lines
+    stems = [line for line in lines if line.endswith(".wav")]
+    assert len(stems) == 4 and not [line for line in lines if ".mdxmix-" in line and line.endswith(".tmp")]
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -44,7 +44,7 @@ class DemucsUpstream:
             else:
                 out = apply_model(self.model, normalised, shifts=0, split=True, overlap=self.overlap,
                                   progress=False, device=self.device)[0]
-        out = (out.to(mixture.device) * std + mean).float()
+        out = out.to(mixture.device).float().mul_(std).add_(mean)  # in place: two stem-sized copies fewer at the peak
         return {stem: out[i] for i, stem in enumerate(self.stems)}
 
 
