@@ -21,7 +21,7 @@ def trained_like(config: AgnosticConfig = SMALL, seed: int = 0) -> AgnosticMixer
     torch.manual_seed(seed)
     mixer = AgnosticMixer(config).eval()
     for head in (mixer.upstream_head, mixer.mixture_head):
-        torch.nn.init.normal_(head.weight, std=0.05)
+        torch.nn.init.normal_(head.weight, std=0.05 * config.width)  # the heads divide their feature term by the width
         torch.nn.init.normal_(head.bias, std=0.3)
     return mixer
 
@@ -123,3 +123,19 @@ def test_cost_per_segment_is_below_the_tiny_mdx_mixer_for_the_same_upstreams():
         mdx = MDXMixer(MDXMixerConfig.preset("tiny", channels))
         ours, theirs = _flops(agnostic, x, layout), _flops(mdx, x)
         assert ours < theirs, f"{name}: {ours / 1e6:.0f} MFLOP vs tiny MDX-Mixer {theirs / 1e6:.0f}"
+
+
+def test_one_adam_step_moves_w_by_about_the_learning_rate_not_width_times_it():
+    # A fresh mixer's heads read LayerNorm'd features; unscaled, Adam's first step (every weight
+    # moves by lr) moved entries of W_k by about 0.8·width·lr, and training never beat the start.
+    config = AgnosticConfig.preset("tiny")
+    torch.manual_seed(0)
+    mixer = AgnosticMixer(config)
+    layout = (STEMS, STEMS, ("vocals",))
+    x, target = torch.randn(2, layout_channels(layout), config.segment), torch.randn(2, 8, config.segment)
+    optimizer = torch.optim.Adam(mixer.parameters(), lr=1e-3)
+    before = mixer.estimate_weights(x, layout).detach()
+    (mixer(x, layout)[0] - target).abs().mean().backward()
+    optimizer.step()
+    step = (mixer.estimate_weights(x, layout).detach() - before).abs().max()
+    assert 1e-4 < step < 5e-3, float(step)

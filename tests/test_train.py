@@ -114,6 +114,16 @@ def test_two_gloo_processes_take_the_same_step_as_one(setup):
         torch.testing.assert_close(a[name], b[name], atol=2e-5, rtol=1e-4, msg=name)
 
 
+def test_the_initial_weights_stay_best_when_no_epoch_beats_them(setup):
+    # steps far too large make epoch 1 worse than the average the mixer started from
+    summary = train(_cfg(setup, "epoch0", kind="conv1x1", epochs=1, steps_per_epoch=4, lr=10.0))
+    assert summary.history[0]["valid_loss"] > summary.initial_valid_loss
+    assert summary.best_epoch == 0 and summary.best_loss == summary.initial_valid_loss
+    model, meta = load_checkpoint(summary.best)
+    assert meta.provenance["best_epoch"] == 0 and meta.provenance["valid_loss"] == pytest.approx(summary.initial_valid_loss)
+    torch.testing.assert_close(model.weight.detach(), average_weights([STEMS]))
+
+
 def test_average_initialisation_averages_each_stem():
     w = average_weights([("drums", "bass", "other", "vocals"), ("vocals",)])
     assert w.shape == (12, 8)

@@ -51,7 +51,7 @@ def agnostic_run(tmp_path_factory, tiny_dataset, model_dir):
 
 def test_training_writes_an_agnostic_checkpoint_that_takes_any_set(agnostic_run):
     cfg, summary = agnostic_run
-    assert summary.best_epoch == 1 and summary.history[0]["train_loss"] > 0
+    assert summary.best_epoch in (0, 1) and summary.history[0]["train_loss"] > 0  # 0: the average start stayed best
     mixer, meta = load_checkpoint(summary.best)
     assert isinstance(mixer, AgnosticMixer) and meta.any_upstreams
     assert [u.family for u in meta.upstreams] == ["demucs-file"]  # the pool is the default set
@@ -60,7 +60,7 @@ def test_training_writes_an_agnostic_checkpoint_that_takes_any_set(agnostic_run)
         y = mix_tensor(torch.randn(layout_channels(layout), 3 * 4096), mixer.bind(layout))
         assert y.shape == (8, 3 * 4096) and torch.isfinite(y).all()
     # training moved the mixer away from its average start
-    assert any(p.abs().max() > 0 for p in mixer.upstream_head.parameters())
+    assert summary.history[0]["valid_loss"] != summary.initial_valid_loss
 
 
 def test_agnostic_options_are_checked(tmp_path):
@@ -71,3 +71,13 @@ def test_agnostic_options_are_checked(tmp_path):
         TrainConfig(upstreams=["demucs:x"], **{**base, "preset": "paper"})
     with pytest.raises(UserError, match="--synthetic"):
         TrainConfig(upstreams=["demucs:x"], synthetic=1.5, **base)
+
+
+def test_synthetic_only_training_never_runs_the_real_upstreams_on_the_train_songs(tmp_path, tiny_dataset, model_dir):
+    cfg = TrainConfig(data=tiny_dataset, out=tmp_path / "run", upstreams=[f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}"],
+                      cache_dir=tmp_path / "cache", kind="agnostic", preset="tiny", epochs=1, steps_per_epoch=2, batch_size=2,
+                      synthetic=1.0, **TINY)
+    summary = train(cfg)
+    assert summary.history[0]["train_loss"] > 0
+    valid_songs = [d for d in (tiny_dataset / "valid").iterdir() if d.is_dir()]
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(valid_songs)  # validation mixes the real pool only

@@ -214,10 +214,10 @@ class AgnosticMixer(nn.Module):
             raise ValueError(f"expected (batch, {expected}, {cfg.segment}) for this layout, got {tuple(x.shape)}")
         summaries = self.norm_out(self.exchange(self.summaries(x, layout)))  # (B, U, d)
         stems, out = len(STEMS), cfg.out_channels
-        per_upstream = self.upstream_head(summaries)  # (B, U, 4 + 4·2·8)
+        per_upstream = _head(self.upstream_head, summaries)  # (B, U, 4 + 4·2·8)
         gates = per_upstream[..., :stems]
         blocks = per_upstream[..., stems:].reshape(*per_upstream.shape[:2], stems, AUDIO_CHANNELS, out)
-        mixture_rows = self.mixture_head(summaries.mean(dim=1)).view(-1, AUDIO_CHANNELS, out)
+        mixture_rows = _head(self.mixture_head, summaries.mean(dim=1)).view(-1, AUDIO_CHANNELS, out)
         return convex_weights(gates, layout) + _free_weights(mixture_rows, blocks, layout)
 
     def forward(self, x: Tensor, layout: Layout) -> tuple[Tensor, Tensor]:
@@ -244,6 +244,18 @@ class BoundAgnosticMixer(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.mixer(x, self.layout)
+
+
+def _head(head: nn.Linear, features: Tensor) -> Tensor:
+    """A head's output with the feature term divided by the width: bias + (features · weightᵀ) / d.
+
+    Why: the features are LayerNorm'd (entries of size 1), so under Adam, whose every step moves
+    each weight by about the learning rate, an unscaled head moves each entry of W_k by up to
+    d·lr per step (96× the step of a 1×1 conv at the same rate). Those steps were far too large:
+    validation got worse than the average start within the first steps and never recovered.
+    Divided by d, the time-varying part moves W_k by about lr per step, like the bias.
+    """
+    return nn.functional.linear(features, head.weight) / features.shape[-1] + head.bias
 
 
 def _slot_indices(stems: tuple[str, ...], device: torch.device) -> Tensor:

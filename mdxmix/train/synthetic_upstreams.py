@@ -14,7 +14,17 @@ and varying over time (control points every `control_seconds`, linearly interpol
 * **artefacts**: random time-frequency bins are dropped (the "musical noise" of masks).
 
 Quality 0 gives roughly -5 dB SDR and quality 1 roughly +20 dB on real music; the test
-measures the range produced. Everything is a function of the reference stems and a seeded
+measures the range produced.
+
+That `leak` kind alone teaches a mixer little about real separators: its stems do not add
+up to the mixture and its faults are independent per stem, while the separators people run
+(spectrogram masks, Demucs) share one budget: what one stem misses lands in another. So a
+second kind, `mask`, separates like a corrupted mask network: each stem is the mixture's
+spectrogram times a soft mask, the masks of the four stems a softmax over stems of the true
+log powers, flattened (sharpness 0.1 at quality 0, 1 = the ideal ratio mask at quality 1)
+and disturbed by smooth random fields in time and frequency, with a wandering gain. Its
+stems add up to the mixture (up to the gain), like the project's real upstreams, and it
+spans about -5 dB to +13 dB SDR (tests/test_synthetic_upstreams.py). Everything is a function of the reference stems and a seeded
 generator, so training runs are reproducible.
 """
 
@@ -40,14 +50,20 @@ class SyntheticUpstream:
     quality: float
     seed: int
     control_seconds: float = 0.25
+    kind: str = "leak"  # "leak": added leakage and per-stem faults; "mask": a corrupted soft mask of the mixture
 
     def separate(self, references: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """(4, 2, N) reference stems in `STEMS` order → {stem: (2, N)} degraded estimates."""
         generator = generator or torch.Generator().manual_seed(self.seed)
         length = references.shape[-1]
         spec = stft(references)
-        estimates = torch.stack([degrade(spec, STEMS.index(stem), self.quality, generator, self.control_points(length))
-                                 for stem in self.stems])
+        if self.kind == "mask":
+            estimates = masked(spec, self.quality, generator, self.control_points(length))[[STEMS.index(s) for s in self.stems]]
+        elif self.kind == "leak":
+            estimates = torch.stack([degrade(spec, STEMS.index(stem), self.quality, generator, self.control_points(length))
+                                     for stem in self.stems])
+        else:
+            raise ValueError(f"unknown synthetic separator kind {self.kind!r}")
         waves = torch.istft(estimates.flatten(0, 1), N_FFT, HOP, window=torch.hann_window(N_FFT), length=length)
         return dict(zip(self.stems, waves.view(len(self.stems), -1, length)))
 
@@ -55,14 +71,17 @@ class SyntheticUpstream:
         return max(2, math.ceil(length / (self.control_seconds * SAMPLE_RATE)) + 1)
 
 
-def random_synthetic(generator: torch.Generator) -> SyntheticUpstream:
-    """A random synthetic separator: four stems (60 %), one stem (25 %) or two (15 %), any quality."""
+def random_synthetic(generator: torch.Generator, mask_share: float = 0.5) -> SyntheticUpstream:
+    """A random synthetic separator: four stems (60 %), one stem (25 %) or two (15 %), any quality,
+    of kind `mask` with probability `mask_share`, else `leak`."""
     draw = float(torch.rand((), generator=generator))
     order = torch.randperm(len(STEMS), generator=generator).tolist()
     count = 4 if draw < 0.6 else 1 if draw < 0.85 else 2
     stems = tuple(STEMS[i] for i in sorted(order[:count]))
     quality = float(torch.rand((), generator=generator))
-    return SyntheticUpstream(stems, quality, int(torch.randint(0, 2**31 - 1, (), generator=generator)))
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+    kind = "mask" if float(torch.rand((), generator=generator)) < mask_share else "leak"
+    return SyntheticUpstream(stems, quality, seed, kind=kind)
 
 
 def _envelope(frames: int, points: int, low: float, high: float, generator: torch.Generator) -> Tensor:
@@ -116,3 +135,27 @@ def degrade(spec: Tensor, index: int, quality: float, generator: torch.Generator
     # level error: gain wandering by ±(0.3 + 5 bad) dB
     spread = 0.3 + 5.0 * bad
     return estimate * 10 ** (env(-spread, spread) / 20)[None, :]
+
+
+def _smooth_field(shape: tuple[int, ...], bins: int, frames: int, points: int, generator: torch.Generator) -> Tensor:
+    """Smooth N(0, 1) noise of `shape` + (bins, frames): 8 random values over frequency, `points` over time, interpolated."""
+    coarse = torch.randn(*shape, 8, points, generator=generator)
+    flat = coarse.reshape(-1, 1, 8, points)
+    fine = torch.nn.functional.interpolate(flat, size=(bins, frames), mode="bilinear", align_corners=True)
+    return fine.view(*shape, bins, frames)
+
+
+def masked(spec: Tensor, quality: float, generator: torch.Generator, points: int) -> Tensor:
+    """Estimates (4, 2, bins, frames) of all four stems: corrupted soft masks times the mixture (see the module docstring)."""
+    if not 0.0 <= quality <= 1.0:
+        raise ValueError(f"quality must be in [0, 1], got {quality}")
+    bad = 1.0 - quality
+    stems, channels, bins, frames = spec.shape
+    power = spec.abs() ** 2
+    log_power = torch.log(power + 1e-8 * float(power.max()) + 1e-20)
+    sharpness = 0.1 + 0.9 * quality
+    noise = _smooth_field((stems, 1), bins, frames, points, generator) * (3.0 * bad)
+    masks = torch.softmax(sharpness * log_power + noise, dim=0)
+    spread = 0.2 + 2.0 * bad  # a wandering gain of ±spread dB per stem
+    gain = 10 ** (torch.stack([_envelope(frames, points, -spread, spread, generator) for _ in range(stems)]) / 20)
+    return masks * spec.sum(dim=0, keepdim=True) * gain[:, None, None, :]

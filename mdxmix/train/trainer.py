@@ -120,15 +120,18 @@ def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
         if env.main and not cfg.json_log:
             log(f"prepared {name}{' (upstream stems computed)' if computed else ' (cached)'}", file=sys.stderr)
 
-    def split(name: str, on_song) -> list[PreparedSong]:
-        return prepare_split(cfg.data, name, specs, loader, cache, on_song=on_song, include_mixture=cfg.mixture)
+    # An agnostic mixer trained on synthetic separators only never reads the real ones' stems of the train split.
+    train_specs = [] if cfg.kind == AgnosticMixer.kind and cfg.synthetic == 1.0 else specs
+
+    def split(name: str, on_song, with_specs: list[UpstreamSpec]) -> list[PreparedSong]:
+        return prepare_split(cfg.data, name, with_specs, loader, cache, on_song=on_song, include_mixture=cfg.mixture)
 
     # Rank 0 fills the cache first so that processes never compute the same stems twice.
     if env.main:
-        songs = split(cfg.train_split, report), split(cfg.valid_split, report)
+        songs = split(cfg.train_split, report, train_specs), split(cfg.valid_split, report, specs)
     env.barrier()
     if not env.main:
-        songs = split(cfg.train_split, None), split(cfg.valid_split, None)
+        songs = split(cfg.train_split, None, train_specs), split(cfg.valid_split, None, specs)
     warnings = leakage_report([s.name for s in songs[0]], cfg.upstream_trained_on, cfg.data)
     for line in warnings if env.main else []:
         log(f"warning: {line}", file=sys.stderr)
@@ -245,15 +248,18 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
     dataset = SegmentDataset(data.train_songs, model.segment, cfg.shift)
     epoch_step, scored = _epoch_step(cfg, model, optimizer, dataset, data.specs, env)
     base = provenance(cfg, data, env)
-    if info["epoch"] == 0:  # where training starts from: the loss curve's epoch 0
+    if info["epoch"] == 0:  # where training starts from: the loss curve's epoch 0, and the best so far
         info["initial_valid_loss"] = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
-        if env.main and not cfg.json_log:
-            log(f"epoch 0: valid L1 {info['initial_valid_loss']:.5f} (initial weights)", file=sys.stderr)
+        info["best_loss"], info["best_epoch"] = info["initial_valid_loss"], 0
+        if env.main:
+            save_checkpoint(cfg.out / "best.safetensors", model, _meta(cfg, model, data, base, 0, info["best_loss"]), half=cfg.half)
+            if not cfg.json_log:
+                log(f"epoch 0: valid L1 {info['initial_valid_loss']:.5f} (initial weights)", file=sys.stderr)
     for epoch in range(info["epoch"] + 1, cfg.epochs + 1):
         started = time.perf_counter()
         train_loss, segments = epoch_step(epoch)
         valid_loss = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
-        improved = info["best_loss"] is None or valid_loss < info["best_loss"]
+        improved = info["best_loss"] is None or valid_loss < info["best_loss"]  # None: a state saved before epoch 0 counted
         if improved:
             info["best_loss"], info["best_epoch"] = valid_loss, epoch
         record = {"epoch": epoch, "train_loss": round(train_loss, 6), "valid_loss": round(valid_loss, 6),
@@ -261,14 +267,18 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
         info["history"].append(record)
         info["epoch"] = epoch
         if env.main:
-            meta = CheckpointMeta(model.kind, {}, data.specs, mixture=cfg.mixture,
-                                  provenance={**base, "epochs": epoch, "best_epoch": epoch, "valid_loss": valid_loss})
-            save_epoch(cfg, model, optimizer, info, record, meta if improved else None, log)
+            save_epoch(cfg, model, optimizer, info, record, _meta(cfg, model, data, base, epoch, valid_loss) if improved else None, log)
         env.barrier()
     return TrainSummary(main=env.main, best=str(cfg.out / "best.safetensors"), best_epoch=info["best_epoch"],
                         best_loss=info["best_loss"], initial_valid_loss=info.get("initial_valid_loss"),
                         epochs=info["epoch"], upstream_loads=data.upstream_loads, history=info["history"],
                         config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()})
+
+
+def _meta(cfg: TrainConfig, model: Mixer, data: Prepared, base: dict, epoch: int, valid_loss: float) -> CheckpointMeta:
+    """The checkpoint metadata of the weights after `epoch` (0: the initial weights)."""
+    return CheckpointMeta(model.kind, {}, data.specs, mixture=cfg.mixture,
+                          provenance={**base, "epochs": epoch, "best_epoch": epoch, "valid_loss": valid_loss})
 
 
 def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
