@@ -22,9 +22,8 @@ import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from mixing import STEMS  # noqa: E402
 from wavio import write_pcm16_set  # noqa: E402
-
-STEMS = ("drums", "bass", "other", "vocals")
 
 
 def needs_conversion(song: Path) -> bool:

@@ -62,9 +62,14 @@ class CropSampler:
 
     def __init__(self, folders: list[Path], stems: tuple[str, ...], rng: np.random.Generator, remix: float) -> None:
         self.stems, self.rng, self.remix = stems, rng, remix
+        self.folders: list[Path] = []
+        self.frames: list[int] = []
         self.set_folders(folders)
 
     def set_folders(self, folders: list[Path]) -> None:
+        """Take a (re-scanned) song list; only a changed list is measured again."""
+        if folders == self.folders:
+            return
         self.folders = folders
         self.frames = [sf.info(str(f / "mixture.wav")).frames for f in folders]
 
@@ -262,8 +267,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def maybe_validate(args: argparse.Namespace, run: Run, model: torch.nn.Module, crops: list, stems: tuple,
-                   counters: dict) -> None:
+def maybe_validate(run: Run, model: torch.nn.Module, crops: list, stems: tuple, counters: dict) -> None:
     """Validate, log, and keep the best model file by validation L1."""
     if not crops:
         return
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
              "params": sum(p.numel() for p in model.parameters()), "songs": len(sampler.folders),
              "valid_crops": len(crops), **counters, "args": {k: str(v) for k, v in vars(args).items()}})
     if counters["step"] == 0 and crops:
-        maybe_validate(args, run, model, crops, stems, counters)
+        maybe_validate(run, model, crops, stems, counters)
     last_save, running = time.time(), 0.0
     while counters["step"] < args.steps and counters["train_s"] < budget_s and not stop.requested:
         if counters["step"] % RESCAN_STEPS == 0:
@@ -333,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                      "train_s": round(counters["train_s"], 1), "songs": len(sampler.folders)})
             running = 0.0
         if crops and counters["train_s"] - counters.get("last_valid_s", 0.0) >= args.valid_every * 60:
-            maybe_validate(args, run, model, crops, stems, counters)
+            maybe_validate(run, model, crops, stems, counters)
         if time.time() - last_save > args.save_every * 60:
             run.save(model, opt, rng, counters)
             last_save = time.time()
@@ -342,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         run.log({"event": "stopped", **counters})
         raise SystemExit(143)
     if crops and counters.get("last_valid_s") != counters["train_s"]:
-        maybe_validate(args, run, model, crops, stems, counters)
+        maybe_validate(run, model, crops, stems, counters)
         run.save(model, opt, rng, counters)
     finish(args, run, model)
     run.log({"event": "done", **counters, "file": str(args.out), "bytes": args.out.stat().st_size})
