@@ -26,9 +26,15 @@ UP=$DATA/upstreams_v2
 MIX=$DATA/mixer_v2
 CACHE=$DATA/cache_v2
 RUNS=$DATA/runs_v2
-UPSTREAMS=(--upstream "demucs-file:$UP/hdemucs16-v2.safetensors"
-           --upstream "spectral-file:$UP/spectral4-v2.safetensors"
-           --upstream "spectral-file:$UP/spectral_vocals-v2.safetensors:vocals")
+# The mixers train on the float16 copies, the files that get bundled (a checkpoint pins
+# its upstreams by sha256); the upstreams step measures that float16 changes < 0.01 dB.
+F16=$UP/f16
+UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v2.safetensors"
+           --upstream "spectral-file:$F16/spectral4-v2.safetensors"
+           --upstream "spectral-file:$F16/spectral_vocals-v2.safetensors:vocals")
+# The stem cache of 5 h of mixer-train audio and 1 h of valid through these upstreams is
+# ~34 GB of float16 (2.5 GB per hour per four-stem upstream); it must not evict itself.
+export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-45}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
 mkdir -p "$DATA/logs"
@@ -41,7 +47,7 @@ fi
 if has upstreams; then
   CORPUS=$CORPUS OUT=$UP bash recipes/upstreams/train_v2.sh
   $PY recipes/upstreams/evaluate_upstreams.py "$UP"/*-v2.safetensors --corpus "$CORPUS" --split valid \
-      --songs 4 --half-out "$UP/f16"
+      --songs 4 --half-out "$F16" | tee "$UP/evaluate_valid4.jsonl"
   $PY recipes/upstreams/plot_curves.py "$UP"/*.run --out recipes/default/upstream_curves_v2.png
 fi
 
@@ -51,6 +57,10 @@ if has split; then
 fi
 
 if has mixers; then
+  need_gb=36 free_gb=$(df -BG --output=avail "$DATA" | tail -1 | tr -dc 0-9)
+  if [[ ! -d $CACHE ]] && (( free_gb < need_gb )); then
+    echo "build_v2: the mixer cache needs ~${need_gb} GB in $DATA, only ${free_gb} GB free" >&2; exit 1
+  fi
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
       --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
       --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
