@@ -2,10 +2,10 @@
 
 Why this family: the mixer gains most from upstreams that make *different* mistakes. Open-Unmix
 (Stöter, Uhlich, Liutkus, Mitsufuji 2019) is the classic recurrent spectrogram model: unlike the
-TCN of `spectral.py` it sees the whole song through a bidirectional LSTM and works on plain
-magnitudes (no log compression), with a separate network per target, as the paper's upstream
-model "UMX" does. This is our own implementation of that architecture (the `openunmix` package
-cannot be installed next to our torch: it needs torchaudio).
+TCN of `spectral.py` it sees its whole input through a bidirectional LSTM and works on plain
+magnitudes (no log compression), with a separate network per target; the paper cites it [13]
+among the amplitude-spectrogram separators. This is our own implementation of that architecture
+(the `openunmix` package cannot be installed next to our torch: it needs torchaudio).
 
 One target network (`TargetNet`), per STFT frame and for both channels at once:
 magnitudes of the bins up to `bandwidth` Hz → + learned mean, × learned scale (per bin; the
