@@ -24,6 +24,7 @@ FAMILY_NOTES = {
     "demucs": "pretrained Demucs, downloaded by mdxmix from the Demucs hub repositories on first use",
     "demucs-file": "Demucs-architecture weights, file in this folder",
     "spectral-file": "mdxmix spectral-mask weights, file in this folder",
+    "umx-file": "mdxmix Open-Unmix-style (BiLSTM) weights, file in this folder",
 }
 
 

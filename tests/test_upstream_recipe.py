@@ -50,11 +50,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(corpus: Path, out: Path, steps: int) -> list[dict]:
-    cmd = [sys.executable, str(TRAIN), "spectral", "--corpus", str(corpus), "--out", str(out),
+def _train(corpus: Path, out: Path, steps: int, family: str = "spectral", extra: tuple[str, ...] = ()) -> list[dict]:
+    cmd = [sys.executable, str(TRAIN), family, "--corpus", str(corpus), "--out", str(out),
            "--steps", str(steps), "--minutes", "10000", "--batch", "2", "--min-seconds", "0.5",
            "--max-seconds", "1", "--n-fft", "512", "--hop", "128", "--hidden", "16", "--layers", "1",
-           "--valid-every", "0.0001", "--valid-crops", "2", "--valid-seconds", "1", "--log-every", "1"]
+           "--valid-every", "0.0001", "--valid-crops", "2", "--valid-seconds", "1", "--log-every", "1", *extra]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     return [json.loads(line) for line in (out.with_name(out.name + ".run") / "log.jsonl").read_text().splitlines()]
@@ -86,3 +86,22 @@ def test_out_is_the_best_validated_file(corpus: Path, tmp_path: Path) -> None:
     valid = [r for r in log if "valid_l1" in r]
     assert len(valid) >= 2 and valid[-1]["best"] == min(r["valid_l1"] for r in valid)
     assert out.read_bytes() == (out.with_name(out.name + ".run") / "best.safetensors").read_bytes()
+
+
+def test_stopped_umx_run_continues_to_the_same_weights(corpus: Path, tmp_path: Path) -> None:
+    """The Open-Unmix-style family resumes bit-identically too (BatchNorm statistics, LSTM dropout RNG)."""
+    extra = ("--layers", "2", "--dropout", "0.4", "--bandwidth", "8000")
+    whole = _train(corpus, tmp_path / "a" / "u.safetensors", 4, "umx", extra)
+    _train(corpus, tmp_path / "b" / "u.safetensors", 2, "umx", extra)
+    resumed = _train(corpus, tmp_path / "b" / "u.safetensors", 4, "umx", extra)
+    losses = lambda log: [r["loss"] for r in log if "loss" in r]  # noqa: E731
+    assert len(losses(whole)) == 4 and losses(resumed) == losses(whole)
+    a = load_file(tmp_path / "a" / "u.safetensors.run" / "last.safetensors")
+    b = load_file(tmp_path / "b" / "u.safetensors.run" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any("running_var" in k for k in a)
+    assert a["targets.vocals.input_scale"].std() > 0  # started from the data's statistics, not ones
+    from mdxmix.upstream.umx import load_umx
+
+    model = load_umx(tmp_path / "a" / "u.safetensors")
+    assert (model.config.layers, model.config.hidden, model.config.max_bin) == (2, 16, 93)

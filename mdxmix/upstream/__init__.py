@@ -39,6 +39,13 @@ def _spectral_file(spec: UpstreamSpec, search: list[Path], device: torch.device)
     return load_local_spectral(path, spec.id, device)
 
 
+def _umx_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from .umx import load_local_umx
+
+    path = find_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
+    return load_local_umx(path, spec.id, device)
+
+
 def _known(spec: UpstreamSpec):
     """The catalog entry a spec names: by name, or (for a file) by the file's pinned sha256."""
     from .catalog import known_file_by_sha256, known_model
@@ -100,6 +107,7 @@ FAMILIES: dict[str, Loader] = {
     "demucs": _demucs_pretrained,
     "demucs-file": _demucs_file,
     "spectral-file": _spectral_file,
+    "umx-file": _umx_file,
     "mdxnet-onnx": _mdxnet_onnx,
     "resunet": _resunet,
     "roformer": _roformer,

@@ -4,6 +4,7 @@
     demucs:htdemucs_ft:vocals             the same family, only its vocals
     demucs-file:weights/small.safetensors a local Demucs package (its sha256 is pinned)
     spectral-file:weights/voc.safetensors:vocals  a local spectral-mask model (mdxmix.upstream.spectral)
+    umx-file:weights/umx4.safetensors     a local Open-Unmix-style model (mdxmix.upstream.umx)
     mdxnet-onnx:kuielab_a                 a catalogued model by name (its stems by default)
     mdxnet-onnx:UVR-MDX-NET-Inst.onnx:vocals      a local ONNX file (framing from NAME.json beside it)
     resunet:resunet143_vocals             bytesep's ResUNet143 vocals (file placed by hand, see catalog)
@@ -20,7 +21,7 @@ from ..weightfiles import file_sha256
 from .base import UpstreamSpec
 from .catalog import known_model, known_names
 
-FILE_FAMILIES = {"demucs-file", "spectral-file"}
+FILE_FAMILIES = {"demucs-file", "spectral-file", "umx-file"}
 NAMED_FAMILIES = {"mdxnet-onnx", "resunet", "roformer"}  # a file, or a name from upstream/catalog.py
 
 

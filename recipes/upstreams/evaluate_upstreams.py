@@ -27,16 +27,20 @@ from mdxmix.stems import STEMS  # noqa: E402
 from mdxmix.upstream.demucs_adapter import load_local_demucs  # noqa: E402
 from mdxmix.upstream.demucs_package import load_demucs_package, save_demucs_package  # noqa: E402
 from mdxmix.upstream.spectral import load_local_spectral, load_spectral, save_spectral  # noqa: E402
+from mdxmix.upstream.umx import FORMAT as UMX_FORMAT, load_local_umx, load_umx, save_umx  # noqa: E402
 
 
 def family_of(path: Path) -> str:
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
-    return "demucs" if "klass" in meta else "spectral"
+    if "klass" in meta:
+        return "demucs"
+    return "umx" if meta.get("format") == UMX_FORMAT else "spectral"
 
 
 def load(path: Path):
-    return (load_local_demucs if family_of(path) == "demucs" else load_local_spectral)(path, path.name)
+    loaders = {"demucs": load_local_demucs, "umx": load_local_umx, "spectral": load_local_spectral}
+    return loaders[family_of(path)](path, path.name)
 
 
 def write_half(path: Path, out_dir: Path) -> Path:
@@ -46,6 +50,8 @@ def write_half(path: Path, out_dir: Path) -> Path:
         save_demucs_package(load_demucs_package(path), tmp, half=True)
         tmp.chmod(0o644)  # safetensors writes owner-only files; weights are meant to be shared
         tmp.replace(out)
+    elif family_of(path) == "umx":
+        save_umx(load_umx(path), out, half=True)
     else:
         save_spectral(load_spectral(path), out, half=True)
     return out

@@ -26,6 +26,13 @@ valid songs (the same crops for the whole run), L1 and global SDR per stem.
     # corpus v2, warm start from the bundled file, 8 h of training over as many restarts as needed:
     python recipes/upstreams/train_upstream.py spectral --corpus /work/data/corpus_v2 \
         --init weights/spectral4.safetensors --minutes 480 --out /work/data/upstreams_v2/spectral4.safetensors
+    # an Open-Unmix-style model (mdxmix/upstream/umx.py; n_fft 4096, hop 1024, 3 BiLSTM layers by default)
+    python recipes/upstreams/train_upstream.py umx --corpus /work/data/corpus_v2 --hidden 256 \
+        --minutes 480 --out /work/data/upstreams_v2/umx4.safetensors
+
+A fresh `umx` run starts every target's input mean/scale from the magnitudes of 8 training
+crops (as Open-Unmix does from its training set), drawn with their own RNG (seed + 1), so the
+crops the training draws do not depend on it.
 
 Without `--songs`, the upstream-train songs are the even-numbered train songs of
 `--corpus` (split_corpus.py's rule), re-scanned every 50 steps while a corpus renders.
@@ -52,6 +59,7 @@ from split_corpus import split, train_songs  # noqa: E402
 
 from mdxmix.stems import STEMS  # noqa: E402
 from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, load_spectral, save_spectral  # noqa: E402
+from mdxmix.upstream.umx import OpenUnmixNet, UMXConfig, load_umx, save_umx  # noqa: E402
 
 SR = 44100
 RESCAN_STEPS = 50
@@ -154,22 +162,35 @@ def build(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[str, ...]]:
             return load_demucs_package(args.init).float(), stems
         return HDemucs(sources=list(STEMS), channels=args.channels, segment=args.segment), stems
     if args.init:
-        model = load_spectral(args.init).float()
+        model = (load_umx if args.family == "umx" else load_spectral)(args.init).float()
         if tuple(model.config.stems) != stems:
             raise SystemExit(f"--init has stems {model.config.stems}, --stems asks for {stems}")
         return model, stems
+    if args.family == "umx":
+        umx = UMXConfig(stems=stems, n_fft=args.n_fft, hop=args.hop, hidden=args.hidden, layers=args.layers,
+                        bandwidth=args.bandwidth, dropout=args.dropout)
+        return OpenUnmixNet(umx), stems
     config = SpectralConfig(stems=stems, n_fft=args.n_fft, hop=args.hop, hidden=args.hidden, layers=args.layers)
     return SpectralMaskNet(config), stems
 
 
+def input_statistics(model: OpenUnmixNet, args: argparse.Namespace) -> None:
+    """A fresh umx model's input mean/scale from 8 training crops (own RNG: the training draws stay as they are)."""
+    sampler = CropSampler(upstream_songs(args), STEMS, np.random.default_rng(args.seed + 1), 0.0)
+    mixture, _ = sampler.batch(8, int(args.max_seconds * SR))
+    model.set_input_statistics(mixture)
+
+
 def save(model: torch.nn.Module, family: str, out: Path, half: bool) -> None:
-    """Both writers are atomic (mdxmix.atomic: a temp name in the same folder, then rename)."""
+    """All writers are atomic (mdxmix.atomic: a temp name in the same folder, then rename)."""
     was_training = model.training
     model.eval()
     if family == "demucs":
         from mdxmix.upstream.demucs_package import save_demucs_package
 
         save_demucs_package(model, out, half=half)
+    elif family == "umx":
+        save_umx(model, out, half=half)
     else:
         save_spectral(model, out, half=half)
     model.train(was_training)
@@ -231,7 +252,7 @@ class Stop:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("family", choices=["demucs", "spectral"])
+    ap.add_argument("family", choices=["demucs", "spectral", "umx"])
     ap.add_argument("--out", type=Path, required=True, help="final model file (best by validation, else last)")
     ap.add_argument("--run", type=Path, default=None, help="run folder (default: <out>.run); rerun to continue")
     ap.add_argument("--corpus", type=Path, default=Path("/work/data/corpus"))
@@ -257,12 +278,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # demucs
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--segment", type=float, default=6.0)
-    # spectral
-    ap.add_argument("--n-fft", type=int, default=2048)
-    ap.add_argument("--hop", type=int, default=512)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=6)
+    # spectral and umx (defaults per family: spectral 2048/512/6 TCN blocks, umx 4096/1024/3 LSTM layers)
+    ap.add_argument("--n-fft", type=int, default=None)
+    ap.add_argument("--hop", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=256, help="spectral: TCN width; umx: Open-Unmix hidden size (it uses 512)")
+    ap.add_argument("--layers", type=int, default=None)
+    # umx
+    ap.add_argument("--bandwidth", type=float, default=16000.0, help="umx: Hz of the bins that enter the network")
+    ap.add_argument("--dropout", type=float, default=0.4, help="umx: dropout between LSTM layers")
     args = ap.parse_args(argv)
+    n_fft, hop, layers = (4096, 1024, 3) if args.family == "umx" else (2048, 512, 6)
+    args.n_fft = n_fft if args.n_fft is None else args.n_fft
+    args.hop = hop if args.hop is None else args.hop
+    args.layers = layers if args.layers is None else args.layers
     args.run = args.run or args.out.with_name(args.out.name + ".run")
     return args
 
@@ -315,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = Run(args.run, args.family, args.half)
     counters = run.load(model, opt, rng)
+    if args.family == "umx" and counters["step"] == 0 and not args.init:
+        input_statistics(model, args)
     sampler = CropSampler(upstream_songs(args), stems, rng, args.remix)
     crops = valid_crops(args.corpus, args.valid_crops, args.valid_seconds, stems) if args.valid_every > 0 else []
     budget_s, stop = args.minutes * 60, Stop()
