@@ -270,6 +270,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--half", action="store_true", help="store float16 weights")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the training forward (weights, Adam and validation stay float32); "
+                         "1.3-1.5x the steps per CPU second where the CPU has AVX512-BF16 or AMX, slower where it has not")
     ap.add_argument("--save-every", type=float, default=4.0, help="minutes between checkpoints")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--valid-every", type=float, default=0.0, help="minutes between validations (0: none)")
@@ -313,7 +316,9 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, sampler: Crop
     mixture, target = sampler.batch(args.batch, length)
     for group in opt.param_groups:
         group["lr"] = lr
-    loss = (model(mixture) - target).abs().mean()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        estimate = model(mixture)
+    loss = (estimate.float() - target).abs().mean()
     opt.zero_grad()
     loss.backward()
     opt.step()
