@@ -157,7 +157,7 @@ def separate(
     jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Songs separated in parallel (one model load shared)."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Segments mixed at once (default 4 on CPU; on a GPU about 2 M samples, 64 segments for the default)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 for the weight estimation on GPU."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 for the weight estimation (GPU; bf16 also on a CPU with AVX512-BF16 or AMX). Y = X·W stays float32."),
     consistency: Optional[str] = typer.Option(None, "--consistency", help="How the stems add back to the input: spectral (default: the residual goes to the stems by their power per frequency bin), even, energy, or none (the paper's raw mixer output)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache (default $MDXMIX_CACHE or the user cache dir; `mdxmix cache` shows it)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the upstream stem cache."),

@@ -136,3 +136,16 @@ def test_average_initialisation_averages_each_stem():
 def test_leakage_is_reported(setup, capsys):
     train(_cfg(setup, "leak", epochs=1, steps_per_epoch=1, upstream_trained_on=["train"]), log=lambda *a, **k: print(*a, file=sys.stderr))
     assert "3 of 3 mixer-training songs were used to train an upstream" in capsys.readouterr().err
+
+
+def test_amp_on_cpu_trains_in_bfloat16_and_tracks_float32(setup):
+    """--amp now autocasts on a CPU too: the same steps give a different (bf16-rounded) but
+    close result, and the checkpoint still separates."""
+    fp32 = train(_cfg(setup, "run_fp32", kind="mdx_mixer", epochs=1, steps_per_epoch=10, lr=3e-3, init="zero"))
+    bf16 = train(_cfg(setup, "run_bf16", kind="mdx_mixer", epochs=1, steps_per_epoch=10, lr=3e-3, init="zero", amp=True))
+    a, _ = load_checkpoint(fp32.best)
+    b, _ = load_checkpoint(bf16.best)
+    pa, pb = torch.cat([p.flatten() for p in a.parameters()]), torch.cat([p.flatten() for p in b.parameters()])
+    assert not torch.equal(pa, pb)
+    assert (pa - pb).norm() <= 0.05 * pa.norm()
+    assert bf16.best_loss == pytest.approx(fp32.best_loss, rel=0.02)

@@ -184,7 +184,7 @@ def run_epoch(cfg: TrainConfig, net: torch.nn.Module, optimizer: torch.optim.Opt
     order = epoch_order(cfg, len(dataset), epoch, env.world)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order[env.rank :: env.world]),
                                          batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
-    use_amp = cfg.amp and env.device.type == "cuda"
+    use_amp = cfg.amp and env.device.type in ("cuda", "cpu")  # CPU: worth it with AVX512-BF16/AMX
     net.train()
     loss_sum, steps = 0.0, 0
     with _epoch_progress(cfg.progress and env.main and not cfg.json_log, epoch, len(loader)) as advance:

@@ -65,7 +65,7 @@ if has mixers; then
       --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
       --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-      --cache-dir "$CACHE" --kind mdx_mixer --preset tiny --epochs 20 --steps-per-epoch 300 --lr 1e-3 \
+      --cache-dir "$CACHE" --kind mdx_mixer --preset tiny --epochs 20 --steps-per-epoch 300 --lr 1e-3 --amp \
       --half --out "$RUNS/mdxmixer" $(resume "$RUNS/mdxmixer")
 fi
 
