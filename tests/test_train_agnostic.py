@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from mdxmix.checkpoint import load_checkpoint
 from mdxmix.errors import UserError
@@ -81,3 +86,26 @@ def test_synthetic_only_training_never_runs_the_real_upstreams_on_the_train_song
     assert summary.history[0]["train_loss"] > 0
     valid_songs = [d for d in (tiny_dataset / "valid").iterdir() if d.is_dir()]
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(valid_songs)  # validation mixes the real pool only
+
+
+def test_two_gloo_processes_train_the_agnostic_mixer_like_one(tmp_path, tiny_dataset, model_dir):
+    """Under torchrun each example's upstream set is drawn from (epoch, example) alone, so two
+    processes of batch 2 take the same steps as one of batch 4 (same sets, averaged gradients)."""
+    args = ["--data", str(tiny_dataset), "--cache-dir", str(tmp_path / "cache"), "--kind", "agnostic", "--preset", "tiny",
+            "--upstream", f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}", "--synthetic", "0.5",
+            "--epochs", "1", "--steps-per-epoch", "2", "--segment", "4096", "--folds", "16", "--layers", "1",
+            "--token-hidden", "16", "--channel-hidden", "16", "--shift", "2048", "--lr", "1e-3", "--device", "cpu", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "mdxmix", "train", *args, "--batch-size", "4", "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mdxmix", "train",
+                          *args, "--batch-size", "2", "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr
+    a, b = load_file(tmp_path / "one" / "state.safetensors"), load_file(tmp_path / "two" / "state.safetensors")
+    assert a.keys() == b.keys()
+    assert float(a["optim.0.step"]) == float(b["optim.0.step"]) == 2  # both took two Adam steps
+    assert any(float(v.abs().sum()) > 0 for k, v in a.items() if k.endswith("exp_avg"))  # with real gradients
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=2e-5, rtol=1e-4, msg=name)

@@ -6,8 +6,9 @@ each member is, with probability `synthetic`, a fresh synthetic separator (rando
 and quality, made from the example's true stems, `synthetic_upstreams`), otherwise one of
 the real upstreams of the pool not drawn yet (with `synthetic` 0 a set is at most the pool; its cached stems; a four-stem one gives a
 single random stem a quarter of the time, so single-stem upstreams are seen too). The
-order of the set is random. Gradients of the examples of a step are averaged, and under
-torchrun averaged over processes, as DDP would.
+order of the set is random, and depends only on the epoch and the example (not on the
+process that draws it). Gradients of the examples of a step are averaged, and under
+torchrun averaged over processes, as DDP would, so N processes take the step one would.
 
 Validation mixes the whole real pool (the checkpoint's default upstreams) through the
 inference engine, so "best epoch" means best on real separators.
@@ -34,6 +35,14 @@ class SubsetSampler:
         if not 0.0 <= synthetic <= 1.0:
             raise ValueError("the synthetic share must be in [0, 1]")
         self.pool, self.synthetic, self.max_upstreams, self.generator = pool, synthetic, max_upstreams, generator
+        self.epoch_seed: int | None = None
+
+    def seed_for(self, item: int) -> None:
+        """Make the draw of example `item` depend on (epoch seed, item) alone, not on which process
+        draws it or what it drew before: one process and N under torchrun train on the same sets,
+        and --resume redraws them. Without an epoch seed the generator just runs on."""
+        if self.epoch_seed is not None:
+            self.generator.manual_seed(self.epoch_seed * 1_000_003 + item)
 
     def _uniform(self) -> float:
         return float(torch.rand((), generator=self.generator))
@@ -82,6 +91,7 @@ def run_agnostic_epoch(model: AgnosticMixer, optimizer: torch.optim.Optimizer, d
         step_loss = 0.0
         for item in batch:
             x, y = dataset[item]
+            sampler.seed_for(item)
             x_set, layout = sampler.draw(x, y)
             prediction, _ = model(x_set[None].to(env.device), layout)
             loss = (prediction[0] - y.to(env.device)).abs().mean() / len(batch)  # paper Eq. 2, averaged over the batch

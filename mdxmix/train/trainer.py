@@ -292,11 +292,11 @@ def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer
         net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
         return (lambda epoch: run_epoch(cfg, net, optimizer, dataset, env, epoch)), model
     pool = tuple(tuple(s.stems) for s in specs)
-    sampler = SubsetSampler(pool, cfg.synthetic, cfg.max_upstreams, torch.Generator().manual_seed(cfg.seed + 7919 * env.rank))
+    sampler = SubsetSampler(pool, cfg.synthetic, cfg.max_upstreams, torch.Generator())
 
     def step(epoch: int) -> tuple[float, int]:
         order = epoch_order(cfg, len(dataset), epoch, env.world)
-        sampler.generator.manual_seed(cfg.seed * 100_003 + epoch + 7919 * env.rank)  # --resume draws the same sets
+        sampler.epoch_seed = cfg.seed * 100_003 + epoch  # each example's set: from this and its index
         steps = -(-len(order) // (cfg.batch_size * env.world))
         with _epoch_progress(cfg.progress and env.main and not cfg.json_log, epoch, steps) as advance:
             loss = run_agnostic_epoch(model, optimizer, dataset, order, cfg.batch_size, sampler, env, advance)
