@@ -32,7 +32,7 @@ from ..mixer.engine import mix_stream
 from ..stems import AUDIO_CHANNELS, STEMS
 from ..upstream import Upstream, UpstreamSpec, build_upstream
 from ..upstream.parse import parse_upstream
-from .agnostic import SubsetSampler, run_agnostic_epoch
+from .agnostic import SetSong, SubsetSampler, run_agnostic_epoch, validation_sets
 from .config import TrainConfig, TrainSummary
 from .data import PreparedSong, SegmentDataset, prepare_split, song_seconds
 from .distributed import Distributed
@@ -246,10 +246,10 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
         _place_upstream_files(data.specs, data.search, cfg.out)
     info = resume(cfg, model, optimizer, data.specs, env, log)
     dataset = SegmentDataset(data.train_songs, model.segment, cfg.shift)
-    epoch_step, scored = _epoch_step(cfg, model, optimizer, dataset, data.specs, env)
+    epoch_step, score = _epoch_step(cfg, model, optimizer, dataset, data.specs, env, data.valid_songs)
     base = provenance(cfg, data, env)
     if info["epoch"] == 0:  # where training starts from: the loss curve's epoch 0, and the best so far
-        info["initial_valid_loss"] = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
+        info["initial_valid_loss"], info["initial_valid_sets"] = score()
         info["best_loss"], info["best_epoch"] = info["initial_valid_loss"], 0
         if env.main:
             save_checkpoint(cfg.out / "best.safetensors", model, _meta(cfg, model, data, base, 0, info["best_loss"]), half=cfg.half)
@@ -258,12 +258,13 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
     for epoch in range(info["epoch"] + 1, cfg.epochs + 1):
         started = time.perf_counter()
         train_loss, segments = epoch_step(epoch)
-        valid_loss = validate(scored, data.valid_songs, env, cfg.val_hop, cfg.batch_size)
+        valid_loss, valid_sets = score()
         improved = info["best_loss"] is None or valid_loss < info["best_loss"]  # None: a state saved before epoch 0 counted
         if improved:
             info["best_loss"], info["best_epoch"] = valid_loss, epoch
         record = {"epoch": epoch, "train_loss": round(train_loss, 6), "valid_loss": round(valid_loss, 6),
-                  "best_epoch": info["best_epoch"], "seconds": round(time.perf_counter() - started, 2), "segments": segments}
+                  "best_epoch": info["best_epoch"], "seconds": round(time.perf_counter() - started, 2), "segments": segments,
+                  **({"valid_sets": valid_sets} if valid_sets else {})}
         info["history"].append(record)
         info["epoch"] = epoch
         if env.main:
@@ -282,16 +283,25 @@ def _meta(cfg: TrainConfig, model: Mixer, data: Prepared, base: dict, epoch: int
 
 
 def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
-                specs: list[UpstreamSpec], env: Distributed):
-    """`epoch -> (train loss, segments)` for this kind of mixer, and the module validation mixes with.
+                specs: list[UpstreamSpec], env: Distributed, valid_songs: list[PreparedSong]):
+    """`epoch -> (train loss, segments)` for this kind of mixer, and `() -> (valid L1, L1 per set or None)`.
 
-    The agnostic mixer trains on random upstream sets (`agnostic`) and is validated on the whole
-    real pool; the other mixers train on their one fixed set, under DDP when there are several processes.
+    The agnostic mixer trains on random upstream sets (`agnostic`) and is validated on several
+    fixed sets (`validation_sets`); the other mixers train on their one fixed set, under DDP when
+    there are several processes, and are validated on it.
     """
+    def score(module: torch.nn.Module, songs: list) -> float:
+        return validate(module, songs, env, cfg.val_hop, cfg.batch_size)
+
     if not isinstance(model, AgnosticMixer):
         net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
-        return (lambda epoch: run_epoch(cfg, net, optimizer, dataset, env, epoch)), model
+        return (lambda epoch: run_epoch(cfg, net, optimizer, dataset, env, epoch)), (lambda: (score(model, valid_songs), None))
     pool = tuple(tuple(s.stems) for s in specs)
+    sets = validation_sets(pool, cfg.synthetic, cfg.seed)
+
+    def score_sets() -> tuple[float, dict[str, float]]:
+        losses = {v.name: score(model.bind(v.layout(pool)), [SetSong(song, v, pool) for song in valid_songs]) for v in sets}
+        return sum(losses.values()) / len(losses), {name: round(loss, 6) for name, loss in losses.items()}
     sampler = SubsetSampler(pool, cfg.synthetic, cfg.max_upstreams, torch.Generator())
 
     def step(epoch: int) -> tuple[float, int]:
@@ -302,7 +312,7 @@ def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer
             loss = run_agnostic_epoch(model, optimizer, dataset, order, cfg.batch_size, sampler, env, advance)
         return env.all_sum([loss])[0] / env.world, len(order)
 
-    return step, model.bind(pool)
+    return step, score_sets
 
 
 def git_commit() -> str:
