@@ -7,6 +7,7 @@ the channels they add to X, in the order the checkpoint lists them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +104,62 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
             return handle.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad header
         raise UpstreamError(f"{path}: not a safetensors file ({exc})") from exc
+
+
+class JsonConfig:
+    """JSON for the frozen config dataclasses stored in the weight files trained here: stems as a
+    list, keys sorted; unknown fields are refused on reading (a newer file, or a corrupt one)."""
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["stems"] = list(self.stems)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        extra = set(data) - set(cls.__dataclass_fields__)
+        if extra:
+            raise ValueError(f"unknown config fields {sorted(extra)}")
+        return cls(**data)
+
+
+def save_config_model(model: nn.Module, path: str | Path, file_format: str, class_name: str, *, half: bool = False) -> Path:
+    """Write a model that carries a JSON-able `config` as safetensors (format, class and config as
+    metadata), atomically: the one file layout of the families trained here (spectral, umx)."""
+    from safetensors.torch import save_file
+
+    from ..atomic import atomic_path
+
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": file_format, "class": class_name, "config": model.config.to_json()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def load_config_model(path: str | Path, file_format: str, class_name: str, build: Callable[[str], nn.Module],
+                      what: str) -> nn.Module:
+    """Read a file `save_config_model` wrote: `build(config JSON)` makes the model, the weights must
+    fit it exactly (float32 in memory); another format or class, bad JSON or wrong shapes are an
+    `UpstreamError` naming `what` the file should have been. Never unpickles."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = safetensors_metadata(path)
+    if meta.get("format") != file_format or meta.get("class") != class_name:
+        raise UpstreamError(
+            f"{path}: not {what} (format {meta.get('format')!r}, class {meta.get('class')!r}; "
+            f"expected {file_format!r}, {class_name!r})"
+        )
+    try:
+        model = build(meta["config"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # noqa: BLE001 - bad JSON, unknown field, wrong shapes all mean "corrupt"
+        raise UpstreamError(f"{path}: {what} config and weights do not match ({exc})") from exc
+    return model.eval()
 
 
 def load_matching_state(model: nn.Module, state: dict[str, Tensor], where: str, what: str, *,

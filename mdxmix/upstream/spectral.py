@@ -21,25 +21,22 @@ loader refuses any other class or format and never unpickles.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ..atomic import atomic_path
 from ..errors import UpstreamError
 from ..stems import STEMS
-from .base import safetensors_metadata
+from .base import JsonConfig, load_config_model, save_config_model
 
 FORMAT = "mdxmix.spectral/1"
 CLASS_NAME = "mdxmix.upstream.spectral.SpectralMaskNet"
 
 
 @dataclass(frozen=True)
-class SpectralConfig:
+class SpectralConfig(JsonConfig):
     """Everything needed to rebuild a `SpectralMaskNet`; stored as JSON in the file."""
 
     stems: tuple[str, ...] = STEMS
@@ -75,20 +72,6 @@ class SpectralConfig:
         """Frames on each side of a frame that can influence its mask."""
         return sum((self.kernel // 2) * 2**i for i in range(self.layers))
 
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["stems"] = list(self.stems)
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "SpectralConfig":
-        data = json.loads(text)
-        known = set(cls.__dataclass_fields__)
-        extra = set(data) - known
-        if extra:
-            raise ValueError(f"unknown config fields {sorted(extra)}")
-        return cls(**data)
-
 
 class FrameNorm(nn.Module):
     """LayerNorm over channels of every frame separately (keeps the model local in time)."""
@@ -115,22 +98,9 @@ class TemporalBlock(nn.Module):
         return x + self.proj(self.act(self.conv(self.norm(x))))
 
 
-class SpectralMaskNet(nn.Module):
-    """(batch, 2, samples) → (batch, stems, 2, samples) by masking the mixture STFT."""
+class StftFrames:
+    """The STFT pair of the mask models trained here (`config.n_fft`, `config.hop`, a `window` buffer)."""
 
-    def __init__(self, config: SpectralConfig) -> None:
-        super().__init__()
-        self.config = config
-        c, bins = config, config.bins
-        self.input_mean = nn.Parameter(torch.zeros(2 * bins))
-        self.input_scale = nn.Parameter(torch.ones(2 * bins))
-        self.encoder = nn.Conv1d(2 * bins, c.hidden, 1)
-        self.blocks = nn.Sequential(*[TemporalBlock(c.hidden, c.kernel, 2**i) for i in range(c.layers)])
-        self.out_norm = FrameNorm(c.hidden)
-        self.decoder = nn.Conv1d(c.hidden, len(c.stems) * 2 * bins, 1)
-        self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
-
-    # --- STFT helpers -------------------------------------------------------------
     def stft(self, x: Tensor) -> Tensor:
         """(B, 2, N) → complex (B, 2, bins, frames), centred frames with reflect padding."""
         b, ch, n = x.shape
@@ -144,6 +114,22 @@ class SpectralMaskNet(nn.Module):
         wav = torch.istft(spec.reshape(-1, *spec.shape[-2:]), self.config.n_fft, self.config.hop,
                           window=self.window, center=True, length=length)
         return wav.reshape(*lead, length)
+
+
+class SpectralMaskNet(StftFrames, nn.Module):
+    """(batch, 2, samples) → (batch, stems, 2, samples) by masking the mixture STFT."""
+
+    def __init__(self, config: SpectralConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, bins = config, config.bins
+        self.input_mean = nn.Parameter(torch.zeros(2 * bins))
+        self.input_scale = nn.Parameter(torch.ones(2 * bins))
+        self.encoder = nn.Conv1d(2 * bins, c.hidden, 1)
+        self.blocks = nn.Sequential(*[TemporalBlock(c.hidden, c.kernel, 2**i) for i in range(c.layers)])
+        self.out_norm = FrameNorm(c.hidden)
+        self.decoder = nn.Conv1d(c.hidden, len(c.stems) * 2 * bins, 1)
+        self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
 
     # --- the network ----------------------------------------------------------------
     def masks(self, mag: Tensor) -> Tensor:
@@ -166,31 +152,13 @@ class SpectralMaskNet(nn.Module):
 # --- files ------------------------------------------------------------------------------
 def save_spectral(model: SpectralMaskNet, path: str | Path, *, half: bool = False) -> Path:
     """Write the model as safetensors (config as JSON metadata), atomically (temp + rename)."""
-    path = Path(path)
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "class": CLASS_NAME, "config": model.config.to_json()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    return path
+    return save_config_model(model, path, FORMAT, CLASS_NAME, half=half)
 
 
 def load_spectral(path: str | Path) -> SpectralMaskNet:
     """Read a file written by `save_spectral`; anything else is an `UpstreamError`."""
-    path = Path(path)
-    meta = safetensors_metadata(path)
-    if meta.get("format") != FORMAT or meta.get("class") != CLASS_NAME:
-        raise UpstreamError(
-            f"{path}: not a spectral-mask model (format {meta.get('format')!r}, class {meta.get('class')!r}; "
-            f"expected {FORMAT!r}, {CLASS_NAME!r})"
-        )
-    try:
-        config = SpectralConfig.from_json(meta["config"])
-        model = SpectralMaskNet(config)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-        model.load_state_dict(state, strict=True)
-    except Exception as exc:  # noqa: BLE001 - bad JSON, unknown field, wrong shapes all mean "corrupt"
-        raise UpstreamError(f"{path}: spectral-mask model config and weights do not match ({exc})") from exc
-    return model.eval()
+    return load_config_model(path, FORMAT, CLASS_NAME, lambda text: SpectralMaskNet(SpectralConfig.from_json(text)),
+                             "a spectral-mask model")
 
 
 # --- the adapter --------------------------------------------------------------------------
@@ -245,6 +213,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "SpectralConfig", "SpectralMaskNet", "SpectralUpstream", "count_parameters", "load_local_spectral",
+    "SpectralConfig", "SpectralMaskNet", "StftFrames", "SpectralUpstream", "count_parameters", "load_local_spectral",
     "load_spectral", "save_spectral",
 ]

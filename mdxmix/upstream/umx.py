@@ -30,20 +30,18 @@ unpickles.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ..atomic import atomic_path
 from ..errors import UpstreamError
 from ..stems import STEMS
-from .base import safetensors_metadata
+from .base import JsonConfig, load_config_model, save_config_model
+from .spectral import StftFrames
 
 FORMAT = "mdxmix.umx/1"
 CLASS_NAME = "mdxmix.upstream.umx.OpenUnmixNet"
@@ -53,7 +51,7 @@ MIN_STD = 1e-3  # input statistics: a scale of at most 1/MIN_STD stays finite in
 
 
 @dataclass(frozen=True)
-class UMXConfig:
+class UMXConfig(JsonConfig):
     """Everything needed to rebuild an `OpenUnmixNet`; stored as JSON in the file."""
 
     stems: tuple[str, ...] = STEMS
@@ -97,19 +95,6 @@ class UMXConfig:
             return self.mask
         return "ratio" if set(self.stems) == set(STEMS) else "clip"
 
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["stems"] = list(self.stems)
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "UMXConfig":
-        data = json.loads(text)
-        extra = set(data) - set(cls.__dataclass_fields__)
-        if extra:
-            raise ValueError(f"unknown config fields {sorted(extra)}")
-        return cls(**data)
-
 
 class TargetNet(nn.Module):
     """One target's Open-Unmix network: mixture magnitudes → r ≥ 0 (the estimate is r ⊙ |X|)."""
@@ -144,7 +129,7 @@ class TargetNet(nn.Module):
         return F.relu(h * self.output_scale + self.output_mean).permute(0, 2, 3, 1)
 
 
-class OpenUnmixNet(nn.Module):
+class OpenUnmixNet(StftFrames, nn.Module):
     """(batch, 2, samples) → (batch, stems, 2, samples): one Open-Unmix network per stem, mixture phase."""
 
     def __init__(self, config: UMXConfig) -> None:
@@ -152,20 +137,6 @@ class OpenUnmixNet(nn.Module):
         self.config = config
         self.targets = nn.ModuleDict({stem: TargetNet(config) for stem in config.stems})
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
-
-    def stft(self, x: Tensor) -> Tensor:
-        """(B, 2, N) → complex (B, 2, bins, frames), centred frames with reflect padding."""
-        b, ch, n = x.shape
-        spec = torch.stft(x.reshape(b * ch, n), self.config.n_fft, self.config.hop, window=self.window,
-                          center=True, return_complex=True)
-        return spec.reshape(b, ch, *spec.shape[-2:])
-
-    def istft(self, spec: Tensor, length: int) -> Tensor:
-        """complex (..., bins, frames) → (..., length)."""
-        lead = spec.shape[:-2]
-        wav = torch.istft(spec.reshape(-1, *spec.shape[-2:]), self.config.n_fft, self.config.hop,
-                          window=self.window, center=True, length=length)
-        return wav.reshape(*lead, length)
 
     def estimates(self, mag: Tensor) -> Tensor:
         """Open-Unmix's magnitude estimates Ŝ = r ⊙ |X|: (B, 2, bins, T) → (B, stems, 2, bins, T)."""
@@ -196,30 +167,13 @@ class OpenUnmixNet(nn.Module):
 # --- files ------------------------------------------------------------------------------
 def save_umx(model: OpenUnmixNet, path: str | Path, *, half: bool = False) -> Path:
     """Write the model (BatchNorm statistics included) as safetensors with the config as JSON metadata, atomically."""
-    path = Path(path)
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "class": CLASS_NAME, "config": model.config.to_json()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    return path
+    return save_config_model(model, path, FORMAT, CLASS_NAME, half=half)
 
 
 def load_umx(path: str | Path) -> OpenUnmixNet:
     """Read a file written by `save_umx`; anything else is an `UpstreamError`."""
-    path = Path(path)
-    meta = safetensors_metadata(path)
-    if meta.get("format") != FORMAT or meta.get("class") != CLASS_NAME:
-        raise UpstreamError(
-            f"{path}: not an Open-Unmix-style model (format {meta.get('format')!r}, class {meta.get('class')!r}; "
-            f"expected {FORMAT!r}, {CLASS_NAME!r})"
-        )
-    try:
-        model = OpenUnmixNet(UMXConfig.from_json(meta["config"]))
-        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-        model.load_state_dict(state, strict=True)
-    except Exception as exc:  # noqa: BLE001 - bad JSON, unknown field, wrong shapes all mean "corrupt"
-        raise UpstreamError(f"{path}: Open-Unmix-style model config and weights do not match ({exc})") from exc
-    return model.eval()
+    return load_config_model(path, FORMAT, CLASS_NAME, lambda text: OpenUnmixNet(UMXConfig.from_json(text)),
+                             "an Open-Unmix-style model")
 
 
 # --- the adapter --------------------------------------------------------------------------
