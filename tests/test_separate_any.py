@@ -155,3 +155,24 @@ def test_eval_scores_stems_from_folders_and_an_agnostic_mixer_over_them(song, ti
     text = json.dumps(report)
     for system in ("g", "poor", "ensemble:wave_avg", "agnostic"):
         assert f'"{system}"' in text, system
+
+
+def test_eval_with_upstream_runs_separators_that_an_agnostic_mixer_mixes(tiny_dataset, model_dir, tmp_path, capsys):
+    """--with-upstream: the upstream (computed through the cache) is a baseline row, and the agnostic
+    checkpoint mixes it instead of its own set: a fresh agnostic mixer is the per-stem average, so over
+    this one upstream (no consistency step) it scores what the upstream scores."""
+    mixer = AgnosticMixer(AgnosticConfig(segment=TINY_SEGMENT, folds=2**5, layers=1, width=32, token_hidden=16, channel_hidden=16))
+    save_checkpoint(tmp_path / "fresh.safetensors", mixer, CheckpointMeta(mixer.kind, {}, []))
+    upstream = f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}"
+    capsys.readouterr()
+    code = main(["eval", "--data", str(tiny_dataset), "--split", "test", "--with-upstream", upstream,
+                 "--checkpoint", str(tmp_path / "fresh.safetensors"), "--consistency", "none", "--rules", "wave_avg",
+                 "--metric", "global", "--cache-dir", str(tmp_path / "cache"), "-j", "1", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["summary"]["global"]
+    assert {"tiny_hdemucs", "ensemble:wave_avg", "fresh [none]"} <= set(rows)
+    for stem in STEMS:
+        assert rows["fresh [none]"][stem] == pytest.approx(rows["tiny_hdemucs"][stem], abs=1e-4)
+    assert any((tmp_path / "cache").rglob("*.npy"))  # the upstream's stems went through the cache
+    code = main(["eval", "--data", str(tiny_dataset), "--with-upstream", upstream, "--with-upstream", upstream])
+    assert code == 2 and "named twice" in capsys.readouterr().err

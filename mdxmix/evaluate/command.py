@@ -19,12 +19,14 @@ from ..atomic import check_output_file, check_output_folder
 from ..errors import UsageError
 from ..mixer.ensembles import RULES
 from ..musdb import VALID, MusdbSplit, split_exists
+from ..upstream.base import UpstreamSpec
+from ..upstream.parse import parse_upstream
 from ..upstream.stem_files import StemFiles, parse_stems_from
 from .dataset import EstimatesFolder, EvaluationError
 from .metrics import HOP, WINDOW
 from .report import Results, rich_tables, to_json_dict, write_outputs
 from .runner import add_oracle_selection, build_baseline_systems, score_systems, select_per_source_best
-from .systems import CheckpointEstimates, StemFilesEstimates, UpstreamEstimates, upstream_systems
+from .systems import CheckpointEstimates, StemFilesEstimates, UpstreamEstimates, spec_systems, upstream_systems
 
 #: Default worker processes: one per core, at most this many.
 MAX_DEFAULT_JOBS = 8
@@ -55,6 +57,9 @@ H_ESTIMATES = "NAME=DIR (repeatable) folder of stems to score; bare DIR uses its
 H_UPSTREAM = "NAME=DIR (repeatable) upstream stems: scored alone and combined by every ensemble rule."
 H_STEMS_FROM = ("NAME=DIR[::stem={track}_x.wav,...] (repeatable) stems another tool wrote (demucs, audio-separator or "
                 "MSST naming): an upstream like --upstream, and what agnostic --checkpoint mixers mix.")
+H_WITH_UPSTREAM = ("FAMILY:MODEL[:stems] (repeatable, as `mdxmix --upstream`): upstreams run here (their stems read "
+                   "from or written to the cache) that agnostic --checkpoint mixers mix instead of their own set; they "
+                   "also give the baseline rows. Scores an agnostic mixer on separators it never saw.")
 H_SELECT = ("Split on which to pick the per-source-best upstream (needs --upstream; the folders must hold "
             "that split's tracks too).")
 H_RULES = "Ensemble rules for --upstream: all, none, or a comma list of " + ", ".join(RULES) + "."
@@ -90,6 +95,8 @@ class Request:
     cache_dir: Optional[Path] = None
     consistency: tuple[str, ...] = ()
     stem_files: dict[str, StemFiles] = field(default_factory=dict)
+    mix_specs: list[UpstreamSpec] = field(default_factory=list)  # --with-upstream
+    mix_search: list[Path] = field(default_factory=list)  # where their weight files are
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -126,6 +133,7 @@ def eval_command(
     estimates: List[str] = typer.Option([], "--estimates", help=H_ESTIMATES),
     upstream: List[str] = typer.Option([], "--upstream", help=H_UPSTREAM),
     stems_from: List[str] = typer.Option([], "--stems-from", help=H_STEMS_FROM),
+    with_upstream: List[str] = typer.Option([], "--with-upstream", help=H_WITH_UPSTREAM),
     select_split: Optional[str] = typer.Option(None, "--select-split", help=H_SELECT),
     rules: str = typer.Option("all", "--rules", help=H_RULES),
     checkpoint: List[str] = typer.Option([], "--checkpoint", help=H_CHECKPOINT),
@@ -149,6 +157,7 @@ def eval_command(
                        cache_dir)
     request.consistency = tuple(consistency)
     _add_stem_files(request, stems_from)
+    _add_run_upstreams(request, with_upstream)
     if checkpoint and baselines and not request.upstreams:
         request.upstreams = upstream_systems(checkpoint[0], data, split, cache_dir)
         if select_split is None and split_exists(data, VALID):
@@ -204,7 +213,7 @@ def run(request: Request) -> Results:
         for mode in request.consistency or (None,):
             row = label if mode is None else f"{label} [{mode}]"
             systems[row] = CheckpointEstimates(name, request.data, request.split, request.cache_dir, consistency=mode,
-                                               stem_files=files)
+                                               stem_files=files, specs=request.mix_specs, search=request.mix_search)
     results = score_systems(refs, systems, refs.tracks(), metrics=request.metrics, jobs=request.jobs,
                             backend=request.backend)
     if folders:
@@ -243,6 +252,20 @@ def _add_stem_files(request: Request, values: List[str]) -> None:
         files = parse_stems_from(rest)
         request.stem_files[name] = files
         request.upstreams[name] = StemFilesEstimates(files, request.data, request.split)
+
+
+def _add_run_upstreams(request: Request, values: List[str]) -> None:
+    """`--with-upstream SPEC`: upstream rows (stems through the cache), and what agnostic checkpoints mix."""
+    parsed = [parse_upstream(text) for text in values]
+    request.mix_specs = [spec for spec, _ in parsed]
+    request.mix_search = [folder for _, folder in parsed if folder is not None]
+    if len({s.id for s in request.mix_specs}) != len(request.mix_specs):
+        raise UsageError("--with-upstream: an upstream is named twice")
+    for name, system in spec_systems(request.mix_specs, request.mix_search, request.data, request.split,
+                                     request.cache_dir).items():
+        if name in request.upstreams or name in request.estimates:
+            raise UsageError(f"--with-upstream: name {name!r} is used twice")
+        request.upstreams[name] = system
 
 
 def _on_split(source, split: str):

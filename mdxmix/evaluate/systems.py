@@ -35,11 +35,13 @@ class CheckpointEstimates:
     """Separate a split's mixtures with a checkpoint (upstream stems via the cache)."""
 
     def __init__(self, checkpoint: str, data: Path, split: str, cache_dir: Path | None, device: str = "cpu",
-                 consistency: str | None = None, stem_files: list[StemFiles] | None = None) -> None:
+                 consistency: str | None = None, stem_files: list[StemFiles] | None = None,
+                 specs: list[UpstreamSpec] | None = None, search: list[Path] | None = None) -> None:
         self.checkpoint, self.data, self.split = checkpoint, Path(data), split
         self.cache_dir, self.device = cache_dir, device
         self.consistency = consistency  # None: the separator's default
         self.stem_files = list(stem_files or [])  # with these, an agnostic checkpoint mixes only them
+        self.specs, self.search = specs, list(search or [])  # upstreams run here instead of the checkpoint's own
         self._separator = None
 
     def __getstate__(self) -> dict:
@@ -49,8 +51,9 @@ class CheckpointEstimates:
         if self._separator is None:
             _worker_threads()
             options = {} if self.consistency is None else {"consistency": self.consistency}
+            specs = self.specs if self.specs else ([] if self.stem_files else None)
             self._separator = Separator(self.checkpoint, device=self.device, cache=StemCache(self.cache_dir),
-                                        specs=[] if self.stem_files else None, stem_files=self.stem_files, **options)
+                                        specs=specs, search=self.search, stem_files=self.stem_files, **options)
         mixture = MusdbSplit(self.data, self.split).mixture(track)
         stems = self._separator.separate(torch.from_numpy(np.ascontiguousarray(mixture.T)), SAMPLE_RATE, track=track)
         return {stem: stems[stem].numpy().T for stem in STEMS}
@@ -104,10 +107,14 @@ class UpstreamEstimates:
 def upstream_systems(checkpoint: str, data: Path, split: str, cache_dir: Path | None) -> dict[str, UpstreamEstimates]:
     """Every upstream a checkpoint mixes, by a short name, for the baseline rows."""
     _, path = Registry.load().checkpoint_path(checkpoint)
-    meta = read_meta(path)
-    search = upstream_search_path(path)
+    return spec_systems(read_meta(path).upstreams, upstream_search_path(path), data, split, cache_dir)
+
+
+def spec_systems(specs: list[UpstreamSpec], search: list[Path], data: Path, split: str,
+                 cache_dir: Path | None) -> dict[str, UpstreamEstimates]:
+    """These upstreams by a short name (the file name without .safetensors, else the id), for the baseline rows."""
     systems = {}
-    for spec in meta.upstreams:
+    for spec in specs:
         name = spec.model.removesuffix(".safetensors")
         if name in systems:
             name = spec.id
