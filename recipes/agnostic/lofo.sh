@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 11's leave-one-family-out test of the agnostic mixer, step by step; every step resumes.
+#
+#   bash recipes/agnostic/lofo.sh                       # all steps
+#   STEPS="eval oracle" bash recipes/agnostic/lofo.sh   # some steps
+#
+# data    a training root of SONGS mixer-train songs of corpus v2 (odd numbers: no upstream of
+#         the pool or the held-out family saw them) and VALID valid songs, as symlinks
+# train   `mdxmix train --kind agnostic` on random sets of the POOL families (demucs: the v1
+#         and v2 HDemucs files; umx when its file exists) and synthetic separators; the
+#         HELD family (spectral: spectral4 and the vocals net) is never seen
+# eval    museval on EVAL_DATA/test (default the frozen v1 test split): the HELD upstreams
+#         alone, every fixed ensemble of them and the agnostic mixer over them
+#         (`mdxmix eval --with-upstream`); targets: >= best single + 0.3 dB, >= best
+#         ensemble + 0.2 dB
+# oracle  three near-oracle synthetic separators (14-20 dB) and the mixer over them
+#         (recipes/agnostic/near_oracle.py); target: within 0.1 dB of the best or above
+#
+# POOL and HELD are space-separated upstream specs; everything lives under OUT.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MDX=${MDX:-.venv/bin/mdxmix}
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-/work/data}
+UP=${UP:-$DATA/upstreams_v2/f16}
+CORPUS=${CORPUS:-$DATA/corpus_v2}
+EVAL_DATA=${EVAL_DATA:-$DATA/corpus}
+OUT=${OUT:-$DATA/agnostic_v2}
+CACHE=${CACHE:-$DATA/cache_v2}
+STEPS=${STEPS:-"data train eval oracle"}
+SONGS=${SONGS:-24} VALID=${VALID:-4} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
+POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
+[[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
+HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
+RUN=$OUT/runs/lofo
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+flags() { local flag=$1; shift; for spec in "$@"; do printf '%s\n%s\n' "$flag" "$spec"; done; }
+mapfile -t pool_flags < <(flags --upstream $POOL)
+mapfile -t held_flags < <(flags --with-upstream $HELD)
+mkdir -p "$OUT/root/train" "$OUT/root/valid" "$OUT/results"
+
+if has data; then
+  find "$OUT/root/train" "$OUT/root/valid" -maxdepth 1 -type l -delete
+  ls "$CORPUS/train" | awk -F' - ' '$1 % 2 == 1' | head -n "$SONGS" | while read -r song; do
+    ln -s "$CORPUS/train/$song" "$OUT/root/train/$song"; done
+  ls "$CORPUS/valid" | head -n "$VALID" | while read -r song; do ln -s "$CORPUS/valid/$song" "$OUT/root/valid/$song"; done
+  echo "lofo: $(ls "$OUT/root/train" | wc -l) train and $(ls "$OUT/root/valid" | wc -l) valid songs in $OUT/root"
+fi
+
+if has train; then
+  resume=(); [[ -f $RUN/state.safetensors ]] && resume=(--resume)
+  $MDX train --kind agnostic --preset tiny --data "$OUT/root" "${pool_flags[@]}" --cache-dir "$CACHE" \
+      --synthetic 0.5 --max-upstreams 4 --lr 1e-3 --batch-size 4 --epochs "$EPOCHS" \
+      --steps-per-epoch "$STEPS_PER_EPOCH" --out "$RUN" "${resume[@]}"
+fi
+
+if has eval; then
+  ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
+  $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
+      "${held_flags[@]}" --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
+fi
+
+if has oracle; then
+  $PY recipes/agnostic/near_oracle.py "$RUN/best.safetensors" --data "$EVAL_DATA" --split test --songs 3 \
+      | tee "$OUT/results/near_oracle.log"
+fi
