@@ -13,8 +13,11 @@
 #           mixer-train songs; --resume continues a stopped run from its last finished epoch
 # eval      museval on the frozen v1 test split (11 songs) and on the v2 test split
 #
+# bundle    (only when asked for: STEPS=bundle) copy both mixers and their float16 upstreams
+#           into weights/, pin them in weights/registry.json and remove the v1 files there
+#
 # Data stays outside the repo (DATA, default /work/data). Bundling into weights/ is a
-# separate, deliberate step (recipes/default/bundle.py) once the numbers are final.
+# deliberate step, run once the numbers are final (each weights file is committed once).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -76,4 +79,8 @@ if has eval; then
         --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint "$RUNS/mdxmixer/best.safetensors" \
         --out "$DATA/results_v2/$name-test" --plot "$DATA/results_v2/$name-test/sdr.png"
   done
+fi
+
+if has bundle; then
+  $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune
 fi

@@ -1,11 +1,16 @@
 """Copy the trained mixers and their upstreams into weights/ and register them.
 
-    python recipes/default/bundle.py --runs RUNS --upstreams UPSTREAMS --weights weights
+    python recipes/default/bundle.py --runs RUNS --upstreams UPSTREAMS --weights weights \
+        --trained-on "corpus v2" [--prune]
 
 `RUNS/mdxmixer/best.safetensors` becomes the default checkpoint `mdxmix-default`,
 `RUNS/conv1x1/best.safetensors` the time-invariant baseline `mdxmix-conv1x1`; the upstream
-files they name are copied beside them. Every file is pinned by its sha256 in
-`weights/registry.json`, which `mdxmix` checks on load.
+files they name (found in UPSTREAMS, checked against the sha256 each checkpoint pins) are
+copied beside them. Every file is pinned by its sha256 in `weights/registry.json`, which
+`mdxmix` checks on load; the descriptions are written from the checkpoints themselves.
+`--prune` deletes the .safetensors files in weights/ that no registered checkpoint uses any
+more (an earlier default's upstreams), so the folder holds one generation; git history keeps
+the rest.
 """
 
 from __future__ import annotations
@@ -15,14 +20,54 @@ import json
 import shutil
 from pathlib import Path
 
-from mdxmix.checkpoint import read_meta
+from mdxmix.checkpoint import CheckpointMeta, read_meta
+from mdxmix.mixer.mdx_mixer import PRESETS
 from mdxmix.weightfiles import file_sha256
 
-ENTRIES = {
-    "mdxmix-default": ("mdxmixer", "MDX-Mixer (T=2^15, F=2^5, N=2, D_T=64, D_C=128) over three small "
-                       "upstreams trained on the rendered corpus: HDemucs, a spectral-mask net, a vocals-only spectral-mask net"),
-    "mdxmix-conv1x1": ("conv1x1", "Time-invariant 1x1-conv mixer over the same three upstreams (paper §3.1)"),
-}
+ENTRIES = {"mdxmix-default": "mdxmixer", "mdxmix-conv1x1": "conv1x1"}
+
+
+def describe(meta: CheckpointMeta, trained_on: str) -> str:
+    """A one-line registry description: the mixer's size and its upstreams, read from the checkpoint."""
+    names = ", ".join(spec.model.removesuffix(".safetensors") for spec in meta.upstreams)
+    upstreams = f"{len(meta.upstreams)} upstreams trained on {trained_on} ({names})"
+    if meta.mixer_kind == "conv1x1":
+        return f"Time-invariant 1x1-conv mixer (paper §3.1) over {upstreams}"
+    c = meta.mixer_config
+    size = next((name for name, p in PRESETS.items() if all(c.get(k) == v for k, v in p.items())), "custom")
+    shape = (f"T=2^{c['segment'].bit_length() - 1}, F=2^{c['folds'].bit_length() - 1}, N={c['layers']}, "
+             f"D_T={c.get('token_hidden')}, D_C={c.get('channel_hidden')}")
+    return f"MDX-Mixer `{size}` ({shape}) over {upstreams}"
+
+
+def copy_shared(source: Path, target: Path) -> None:
+    """Copy with world-readable permissions (safetensors writes owner-only files)."""
+    shutil.copyfile(source, target)
+    target.chmod(0o644)
+
+
+def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: bool) -> dict:
+    registry = {"format_version": 1, "default": "mdxmix-default", "checkpoints": {}}
+    used: set[str] = {"registry.json"}
+    for name, run in ENTRIES.items():
+        target = weights / f"{name}.safetensors"
+        copy_shared(runs / run / "best.safetensors", target)
+        meta = read_meta(target)
+        for spec in meta.upstreams:
+            upstream = upstreams / spec.model
+            if file_sha256(upstream) != spec.sha256:
+                raise SystemExit(f"{upstream} is not the file {name} was trained with")
+            copy_shared(upstream, weights / spec.model)
+            used.add(spec.model)
+        used.add(target.name)
+        registry["checkpoints"][name] = {"file": target.name, "sha256": file_sha256(target),
+                                         "description": describe(meta, trained_on)}
+    (weights / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
+    if prune:
+        for stale in sorted(p for p in weights.glob("*.safetensors") if p.name not in used):
+            print(f"bundle: removing {stale} (no registered checkpoint uses it)")
+            stale.unlink()
+    return registry
 
 
 def main() -> None:
@@ -30,20 +75,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--upstreams", type=Path, required=True)
     parser.add_argument("--weights", type=Path, default=Path("weights"))
+    parser.add_argument("--trained-on", default="the rendered corpus", help="what the upstreams were trained on, for the descriptions")
+    parser.add_argument("--prune", action="store_true", help="delete weights/*.safetensors no registered checkpoint uses")
     args = parser.parse_args()
-    registry = {"format_version": 1, "default": "mdxmix-default", "checkpoints": {}}
-    for name, (run, description) in ENTRIES.items():
-        source = args.runs / run / "best.safetensors"
-        target = args.weights / f"{name}.safetensors"
-        shutil.copyfile(source, target)
-        for spec in read_meta(target).upstreams:
-            upstream = args.upstreams / spec.model
-            if file_sha256(upstream) != spec.sha256:
-                raise SystemExit(f"{upstream} is not the file {name} was trained with")
-            shutil.copyfile(upstream, args.weights / spec.model)
-        registry["checkpoints"][name] = {"file": target.name, "sha256": file_sha256(target), "description": description}
-    (args.weights / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
-    print(json.dumps(registry, indent=2))
+    print(json.dumps(bundle(args.runs, args.upstreams, args.weights, args.trained_on, args.prune), indent=2))
 
 
 if __name__ == "__main__":

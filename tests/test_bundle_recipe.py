@@ -1,0 +1,48 @@
+"""recipes/default/bundle.py: the trained mixers and the exact upstream files they pin go into weights/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdxmix.weightfiles import file_sha256
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "default"))
+
+from bundle import bundle  # noqa: E402
+
+
+@pytest.fixture()
+def runs(tmp_path: Path, model_dir: Path) -> Path:
+    for run, source in (("mdxmixer", "tiny_mdx.safetensors"), ("conv1x1", "tiny_conv.safetensors")):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        shutil.copyfile(model_dir / source, tmp_path / "runs" / run / "best.safetensors")
+    return tmp_path / "runs"
+
+
+def test_bundle_registers_both_mixers_with_their_upstream_and_prunes_the_old_generation(runs, model_dir, tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "hdemucs16.safetensors").write_bytes(b"an earlier default's upstream")
+    registry = bundle(runs, model_dir, weights, "a test corpus", prune=True)
+    assert registry["default"] == "mdxmix-default"
+    assert sorted(p.name for p in weights.iterdir()) == [
+        "mdxmix-conv1x1.safetensors", "mdxmix-default.safetensors", "registry.json", "tiny_hdemucs.safetensors"]
+    for entry in registry["checkpoints"].values():
+        assert entry["sha256"] == file_sha256(weights / entry["file"]) and "tiny_hdemucs" in entry["description"]
+        assert (weights / entry["file"]).stat().st_mode & 0o044 == 0o044  # readable by all, unlike safetensors' default
+    assert registry["checkpoints"]["mdxmix-default"]["description"].startswith("MDX-Mixer `custom` (T=2^")
+    assert json.loads((weights / "registry.json").read_text()) == registry
+
+
+def test_bundle_refuses_an_upstream_file_that_is_not_the_one_trained_with(runs, model_dir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny_hdemucs.safetensors").write_bytes((model_dir / "tiny_hdemucs.safetensors").read_bytes() + b"x")
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(SystemExit, match="not the file"):
+        bundle(runs, other, tmp_path / "weights", "a test corpus", prune=False)
