@@ -119,3 +119,23 @@ def test_bf16_autocast_trains_like_float32(corpus: Path, tmp_path: Path) -> None
     b = load_file(tmp_path / "b" / "m.safetensors.run" / "last.safetensors")
     assert all(v.dtype == torch.float32 for v in b.values())
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mixer_layout_links_odd_train_songs_and_the_first_valid_songs(tmp_path: Path) -> None:
+    from split_corpus import write_layout
+
+    corpus = tmp_path / "corpus"
+    for name in ("train/0000 - a", "train/0001 - b", "train/0003 - d", "valid/0000 - v", "valid/0001 - w"):
+        _song(corpus / name, len(name), seconds=0.1)
+    root, listing = tmp_path / "mix", tmp_path / "upstream.txt"
+    upstream, mixer = write_layout(corpus, root, listing)
+    assert upstream == ["0000 - a"] and mixer == ["0001 - b", "0003 - d"]
+    assert sorted(p.name for p in (root / "train").iterdir()) == mixer
+    assert (root / "valid").is_symlink() and len(list((root / "valid").iterdir())) == 2  # the whole split
+    write_layout(corpus, root, listing, valid_songs=1)
+    assert not (root / "valid").is_symlink() and [p.name for p in (root / "valid").iterdir()] == ["0000 - v"]
+    assert (root / "valid" / "0000 - v" / "mixture.wav").is_file()
+    assert listing.read_text() == "0000 - a\n"
+    _, fewer = write_layout(corpus, root, listing, mixer_songs=1)  # the upstream list never shrinks
+    assert fewer == ["0001 - b"] and [p.name for p in (root / "train").iterdir()] == fewer
+    assert listing.read_text() == "0000 - a\n"

@@ -8,7 +8,8 @@
 # upstreams train the three upstreams (recipes/upstreams/train_v2.sh; runs to MINUTES of
 #           CPU each and resumes from the last checkpoint), then score them on 4 valid songs
 #           and write float16 copies
-# split     mixer-train = odd-numbered v2 train songs (the upstreams trained on the even ones)
+# split     mixer-train = the first MIXER_SONGS (64, 3.05 h) odd-numbered v2 train songs (the
+#           upstreams trained on the even ones), mixer-valid = the first VALID_SONGS (8) valid songs
 # mixers    1x1 conv and MDX-Mixer (tiny preset, the size the CPU speed budget allows) on all
 #           mixer-train songs; --resume continues a stopped run from its last finished epoch
 # eval      museval on the frozen v1 test split (11 songs) and on the v2 test split
@@ -35,9 +36,12 @@ F16=$UP/f16
 UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v2.safetensors"
            --upstream "spectral-file:$F16/spectral4-v2.safetensors"
            --upstream "spectral-file:$F16/spectral_vocals-v2.safetensors:vocals")
-# The stem cache of 5 h of mixer-train audio and 1 h of valid through these upstreams is
-# ~34 GB of float16 (2.5 GB per hour per four-stem upstream); it must not evict itself.
-export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-45}
+MIXER_SONGS=${MIXER_SONGS:-64} VALID_SONGS=${VALID_SONGS:-8}
+# The three upstreams' stems are 5.7 GB of float16 per hour of audio (18 channels). One cache
+# holds them for mixer-train (3.05 h: 17.4 GB), mixer-valid (0.37 h: 2.1 GB), v2 test (5.8 GB),
+# v1 valid + test (6.1 GB): ~32 GB, which must not evict itself. All 102 mixer-train songs
+# (4.9 h) would need ~42 GB, more than this machine had free.
+export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
 mkdir -p "$DATA/logs"
@@ -56,13 +60,14 @@ fi
 
 if has split; then
   $PY recipes/upstreams/split_corpus.py --corpus "$CORPUS" --mixer-root "$MIX" \
-      --list "$UP/upstream_train_songs.txt"
+      --list "$UP/upstream_train_songs.txt" --mixer-songs "$MIXER_SONGS" --valid-songs "$VALID_SONGS"
 fi
 
 if has mixers; then
-  need_gb=36 free_gb=$(df -BG --output=avail "$DATA" | tail -1 | tr -dc 0-9)
+  need_gb=${NEED_GB:-32} free_gb=$(df -BG --output=avail "$DATA" | tail -1 | tr -dc 0-9)
   if [[ ! -d $CACHE ]] && (( free_gb < need_gb )); then
-    echo "build_v2: the mixer cache needs ~${need_gb} GB in $DATA, only ${free_gb} GB free" >&2; exit 1
+    echo "build_v2: the stem cache needs ~${need_gb} GB in $DATA, only ${free_gb} GB free" \
+         "(the v1 cache, $DATA/cache_v1, can go: it only serves the v1 default)" >&2; exit 1
   fi
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
       --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
@@ -73,7 +78,7 @@ if has mixers; then
 fi
 
 if has eval; then
-  for split in v1:$DATA/corpus v2:$CORPUS; do
+  for split in v1:$DATA/corpus v2:$MIX; do  # v2 through the mixer root: its valid songs are cached already
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \
         --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint "$RUNS/mdxmixer/best.safetensors" \

@@ -11,8 +11,12 @@ later) splits every song the same way as the finished one. On a corpus without g
 (v1's 62 songs) this is the same split as "even sorted positions".
 
 Writes
-    <mixer_root>/train/<song>  -> <corpus>/train/<song>   (mixer-train songs only)
+    <mixer_root>/train/<song>  -> <corpus>/train/<song>   (mixer-train songs only; with
+                                  --mixer-songs N the first N of them)
     <mixer_root>/valid, /test  -> <corpus>/valid, <corpus>/test
+                                  (with --valid-songs N: valid/ is a folder of links to
+                                  the first N valid songs, so mixer validation and its
+                                  stem cache stay small)
     <out_list>                    upstream-train song names, one a line
                                   (for `mdxmix train --upstream-trained-on FILE`)
 
@@ -61,19 +65,36 @@ def _replace_link(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-def write_layout(corpus: Path, mixer_root: Path, list_file: Path) -> tuple[list[str], list[str]]:
+def link_songs(folder: Path, songs: list[str], source: Path) -> None:
+    """`folder` holds exactly one link per song (to source/song); links of other songs are dropped."""
+    if folder.is_symlink():  # an earlier layout linked the whole split
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in folder.iterdir():
+        if entry.is_symlink() and entry.name not in songs:
+            entry.unlink()
+    for song in songs:
+        _replace_link(folder / song, source / song)
+
+
+def write_layout(corpus: Path, mixer_root: Path, list_file: Path, valid_songs: int | None = None,
+                 mixer_songs: int | None = None) -> tuple[list[str], list[str]]:
     corpus = corpus.resolve()
     upstream, mixer = split(train_songs(corpus))
-    train_dir = mixer_root / "train"
-    train_dir.mkdir(parents=True, exist_ok=True)
-    for entry in train_dir.iterdir():  # drop links of songs that are no longer mixer-train
-        if entry.is_symlink() and entry.name not in mixer:
-            entry.unlink()
-    for song in mixer:
-        _replace_link(train_dir / song, corpus / "train" / song)
+    mixer = mixer[:mixer_songs]  # the first N by number: the render drew each song's style at random
+    link_songs(mixer_root / "train", mixer, corpus / "train")
     for part in ("valid", "test"):
-        if (corpus / part).is_dir():
-            _replace_link(mixer_root / part, corpus / part)
+        if not (corpus / part).is_dir():
+            continue
+        if part == "valid" and valid_songs is not None:
+            songs = sorted(p.name for p in (corpus / part).iterdir() if p.is_dir())[:valid_songs]
+            link_songs(mixer_root / part, songs, corpus / part)
+        else:
+            link = mixer_root / part
+            if link.is_dir() and not link.is_symlink():  # an earlier --valid-songs layout: a folder of links
+                link_songs(link, [], corpus / part)
+                link.rmdir()
+            _replace_link(link, corpus / part)
     list_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = list_file.with_name(list_file.name + ".tmp")
     tmp.write_text("".join(f"{s}\n" for s in upstream))
@@ -86,8 +107,10 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=Path("/work/data/corpus"))
     ap.add_argument("--mixer-root", type=Path, default=Path("/work/data/mixer_root"))
     ap.add_argument("--list", type=Path, default=Path("/work/data/upstreams/upstream_train_songs.txt"))
+    ap.add_argument("--valid-songs", type=int, default=None, help="link only the first N valid songs (default: the whole split)")
+    ap.add_argument("--mixer-songs", type=int, default=None, help="link only the first N mixer-train songs (default: all)")
     args = ap.parse_args()
-    upstream, mixer = write_layout(args.corpus, args.mixer_root, args.list)
+    upstream, mixer = write_layout(args.corpus, args.mixer_root, args.list, args.valid_songs, args.mixer_songs)
     print(f"upstream-train: {len(upstream)} songs -> {args.list}")
     print(f"mixer-train:    {len(mixer)} songs -> {args.mixer_root / 'train'}")
 
