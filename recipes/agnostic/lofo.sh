@@ -27,6 +27,8 @@ CORPUS=${CORPUS:-$DATA/corpus_v2}
 EVAL_DATA=${EVAL_DATA:-$DATA/corpus}
 OUT=${OUT:-$DATA/agnostic_v2}
 CACHE=${CACHE:-$DATA/cache_v2}
+# cache_v2 also holds build_v2's ~32 GB of mixer stems: the default 20-GB limit would evict them
+export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 STEPS=${STEPS:-"data train eval oracle"}
 SONGS=${SONGS:-24} VALID=${VALID:-4} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
 POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
