@@ -133,10 +133,14 @@ class MixerBlock(nn.Module):
 
 
 def fold(x: Tensor, folds: int) -> Tensor:
-    """(B, Cin, T) → (B, T/F, Cin·F): F contiguous pieces of T/F samples stacked as features."""
+    """(B, Cin, T) → (B, T/F, Cin·F): F contiguous pieces of T/F samples stacked as features.
+
+    The result is laid out token-major in memory: the permuted view has the features' stride
+    1 along time, and every LayerNorm and channel MLP over it would copy it first (the `tiny`
+    mixer's weight estimation took 1.3–1.6× as long on a CPU)."""
     batch, channels, length = x.shape
     pieces = x.reshape(batch, channels, folds, length // folds)  # piece f = samples [f·T/F, (f+1)·T/F)
-    return pieces.permute(0, 3, 1, 2).reshape(batch, length // folds, channels * folds)
+    return pieces.permute(0, 3, 1, 2).reshape(batch, length // folds, channels * folds).contiguous()
 
 
 def apply_weights(x: Tensor, weights: Tensor) -> Tensor:
