@@ -62,7 +62,7 @@ def train_command(
     upstream_trained_on: list[str] = typer.Option([], "--upstream-trained-on", help="A split or a file of song names an upstream was trained on; overlaps with the mixer-training songs are warned about. Repeatable."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Upstream stem cache (default: $MDXMIX_CACHE or ~/.cache/mdxmix/stems)."),
     device: str = typer.Option(D("device"), "--device", help="auto, cpu, cuda or mps (under torchrun: one process per GPU)."),
-    amp: bool = typer.Option(D("amp"), "--amp", help="bfloat16 autocast of the weight estimation on a GPU or CPU (Y = X·W stays float32); on a CPU with AVX512-BF16 or AMX a tiny-preset step takes 0.6x the time, elsewhere it is slower."),
+    amp: bool = typer.Option(D("amp"), "--amp", help="bfloat16 autocast of the weight estimation on a GPU or CPU (Y = X·W stays float32); on a CPU with AVX512-BF16 or AMX a tiny-preset step takes about half the time, elsewhere it is slower."),
     mixture: bool = typer.Option(D("mixture"), "--mixture/--no-mixture", help="Put the mixture into X (default), or mix the upstream stems alone (the paper's Table 6 condition)."),
     workers: int = typer.Option(D("workers"), "--workers", min=0, help="DataLoader worker processes."),
     half: bool = typer.Option(D("half"), "--half", help="Store the checkpoint's weights in float16."),
