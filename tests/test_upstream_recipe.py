@@ -139,3 +139,18 @@ def test_mixer_layout_links_odd_train_songs_and_the_first_valid_songs(tmp_path: 
     _, fewer = write_layout(corpus, root, listing, mixer_songs=1)  # the upstream list never shrinks
     assert fewer == ["0001 - b"] and [p.name for p in (root / "train").iterdir()] == fewer
     assert listing.read_text() == "0000 - a\n"
+
+
+def test_a_run_that_is_training_cannot_be_started_twice(corpus: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "m.safetensors"
+    run = out.with_name(out.name + ".run")
+    run.mkdir()
+    with open(run / "lock", "w") as held:  # as a training process holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        cmd = [sys.executable, str(TRAIN), "spectral", "--corpus", str(corpus), "--out", str(out), "--steps", "1"]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "another process is training this run" in res.stderr
+    assert not (run / "state.pt").exists()
+    assert _train(corpus, out, 1)[-1]["event"] == "done"  # free again once the holder is gone

@@ -41,6 +41,7 @@ Without `--songs`, the upstream-train songs are the even-numbered train songs of
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import signal
@@ -203,6 +204,18 @@ class Run:
         self.folder, self.family, self.half = folder, family, half
         folder.mkdir(parents=True, exist_ok=True)
         self.state_path = folder / "state.pt"
+        self._lock = self._take_lock()
+
+    def _take_lock(self):
+        """One process per run folder: rerunning the resume command while the run is still
+        training would have two processes overwrite each other's checkpoints. The kernel drops
+        the lock when the process ends, however it ends."""
+        handle = open(self.folder / "lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(f"{self.folder}: another process is training this run; let it finish or stop it first") from None
+        return handle
 
     def log(self, record: dict) -> None:
         line = json.dumps(record)
