@@ -233,7 +233,9 @@ def train(cfg: TrainConfig, log=print) -> TrainSummary:
     """Run (or resume) a training; returns a summary with the best checkpoint's path."""
     env = Distributed(cfg.device)
     try:
-        return _train(cfg, env, log)
+        summary = _train(cfg, env, log)
+        env.barrier()  # no process tears the group down while another still talks to it
+        return summary
     finally:
         env.close()
 
