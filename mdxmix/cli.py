@@ -154,7 +154,7 @@ def separate(
     clip_mode: str = typer.Option("rescale", "--clip-mode", help="rescale (scale a stem down if it would clip), clamp, or none."),
     stdout: Optional[str] = typer.Option(None, "--stdout", help="Write this one stem as WAV to stdout and nothing else there (logs go to stderr)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Separate again even when all outputs exist (default: skip those songs)."),
-    jobs: int = typer.Option(1, "-j", "--jobs", min=1, help="Songs separated in parallel (one model load shared)."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", min=1, help="Songs separated in parallel (one model load shared). Default: 2 when there are several songs and at least 2 cores, else 1."),
     device: str = typer.Option("auto", "--device", "-d", help="auto, cpu, cuda, cuda:N or mps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Segments mixed at once (default 4 on CPU; on a GPU about 2 M samples, 64 segments for the default)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 for the weight estimation (GPU; bf16 also on a CPU with AVX512-BF16 or AMX). Y = X·W stays float32."),
@@ -169,7 +169,7 @@ def separate(
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: separate only shard K of N (by a hash of each song's path below its input folder), for N workers on one library."),
 ) -> None:
     """Separate songs into drums, bass, other and vocals."""
-    from .batch import OutputPlan, run_batch
+    from .batch import OutputPlan, default_jobs, run_batch
     from .cache import StemCache
     from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
@@ -194,8 +194,9 @@ def separate(
             task = progress.add_task(track, total=1.0)
             return lambda done, total: progress.update(task, completed=done / total)
 
-        results = run_batch(separator, songs, plan, jobs=jobs, stream=stdout_stream() if stdout else None,
-                            progress=factory if show_progress else None, on_result=on_result)
+        results = run_batch(separator, songs, plan, jobs=default_jobs(len(songs)) if jobs is None else jobs,
+                            stream=stdout_stream() if stdout else None, progress=factory if show_progress else None,
+                            on_result=on_result)
     _summarise(results)
 
 

@@ -136,3 +136,10 @@ def test_inspect_writes_weights_csv_and_plot(tmp_path, ckpt):
     segments = {line.split(",")[0] for line in lines[1:]}
     assert len(lines) - 1 == len(segments) * 10 * 8  # every segment: (2+C)=10 inputs × 8 outputs
     assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_default_jobs_is_two_songs_at_a_time_only_when_both_exist():
+    from mdxmix.batch import default_jobs
+
+    assert default_jobs(songs=4, cores=2) == 2 and default_jobs(songs=4, cores=16) == 2
+    assert default_jobs(songs=1, cores=16) == 1 and default_jobs(songs=4, cores=1) == 1
