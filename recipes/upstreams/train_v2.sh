@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-/work/data/corpus_v2}
 OUT=${OUT:-/work/data/upstreams_v2}
-MINUTES=${MINUTES:-180}
+MINUTES=${MINUTES:-240}
 mkdir -p "$OUT/logs"
 common=(--corpus "$CORPUS" --minutes "$MINUTES" --valid-every 15 --valid-crops 12 --threads 1 --bf16)
 train() { name=$1; shift
