@@ -45,12 +45,13 @@ def load(path: Path):
 
 def write_half(path: Path, out_dir: Path) -> Path:
     out = out_dir / path.name.replace(".f32", "")
-    if family_of(path) == "demucs":
+    family = family_of(path)  # one header read
+    if family == "demucs":
         tmp = out.with_name(out.name + ".partial")
         save_demucs_package(load_demucs_package(path), tmp, half=True)
         tmp.chmod(0o644)  # safetensors writes owner-only files; weights are meant to be shared
         tmp.replace(out)
-    elif family_of(path) == "umx":
+    elif family == "umx":
         save_umx(load_umx(path), out, half=True)
     else:
         save_spectral(load_spectral(path), out, half=True)
