@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mdxmix.checkpoint import load_checkpoint, save_checkpoint
 from mdxmix.weightfiles import file_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "default"))
@@ -46,3 +47,23 @@ def test_bundle_refuses_an_upstream_file_that_is_not_the_one_trained_with(runs, 
     (tmp_path / "weights").mkdir()
     with pytest.raises(SystemExit, match="not the file"):
         bundle(runs, other, tmp_path / "weights", "a test corpus", prune=False)
+
+
+def _with_valid_loss(source: Path, target: Path, loss: float, dataset: str = "mixer-root") -> None:
+    mixer, meta = load_checkpoint(source)
+    meta.provenance = {**meta.provenance, "valid_loss": loss, "dataset": dataset, "valid_songs": 8}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(target, mixer, meta)
+
+
+def test_the_default_is_the_mixer_size_with_the_lowest_valid_loss(runs, model_dir, tmp_path):
+    shutil.rmtree(runs / "mdxmixer")
+    _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer_tiny" / "best.safetensors", 0.029)
+    _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer_small" / "best.safetensors", 0.031)
+    (tmp_path / "weights").mkdir()
+    bundle(runs, model_dir, tmp_path / "weights", "a test corpus", prune=False)
+    assert file_sha256(tmp_path / "weights" / "mdxmix-default.safetensors") == file_sha256(
+        runs / "mdxmixer_tiny" / "best.safetensors")  # the first name in order would be small
+    _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer_small" / "best.safetensors", 0.031, "other")
+    with pytest.raises(SystemExit, match="do not compare"):
+        bundle(runs, model_dir, tmp_path / "weights", "a test corpus", prune=False)

@@ -10,11 +10,15 @@
 #           and write float16 copies
 # split     mixer-train = the first MIXER_SONGS (64, 3.05 h) odd-numbered v2 train songs (the
 #           upstreams trained on the even ones), mixer-valid = the first VALID_SONGS (8) valid songs
-# mixers    1x1 conv and MDX-Mixer (tiny preset, the size the CPU speed budget allows) on all
-#           mixer-train songs; --resume continues a stopped run from its last finished epoch
+# mixers    1x1 conv and MDX-Mixer on all mixer-train songs, the MDX-Mixer in two sizes: tiny
+#           and small (small: 11-19 s for 60 s of audio on this CPU, so a 3-minute song stays
+#           near 0.5x real time with the upstreams; paper: 141 s for 60 s, too slow); the bundle
+#           step takes the size with the lower valid L1. --resume continues a stopped run
+#           from its last finished epoch
 # eval      museval on the frozen v1 test split (11 songs) and on the v2 test split
 #
-# bundle    (only when asked for: STEPS=bundle) copy both mixers and their float16 upstreams
+# bundle    (only when asked for: STEPS=bundle) copy the 1x1 conv, the MDX-Mixer size with the
+#           lower valid L1, and their float16 upstreams
 #           into weights/, pin them in weights/registry.json and remove the v1 files there
 #
 # Data stays outside the repo (DATA, default /work/data). Bundling into weights/ is a
@@ -72,16 +76,19 @@ if has mixers; then
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
       --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
       --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
-  $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-      --cache-dir "$CACHE" --kind mdx_mixer --preset tiny --epochs 20 --steps-per-epoch 300 --lr 1e-3 --amp \
-      --half --out "$RUNS/mdxmixer" $(resume "$RUNS/mdxmixer")
+  for preset in tiny small; do
+    $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
+        --cache-dir "$CACHE" --kind mdx_mixer --preset $preset --epochs 20 --steps-per-epoch 300 --lr 1e-3 \
+        --amp --half --out "$RUNS/mdxmixer_$preset" $(resume "$RUNS/mdxmixer_$preset")
+  done
 fi
 
 if has eval; then
   for split in v1:$DATA/corpus v2:$MIX; do  # v2 through the mixer root: its valid songs are cached already
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \
-        --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint "$RUNS/mdxmixer/best.safetensors" \
+        --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint "$RUNS/mdxmixer_tiny/best.safetensors" \
+        --checkpoint "$RUNS/mdxmixer_small/best.safetensors" \
         --out "$DATA/results_v2/$name-test" --plot "$DATA/results_v2/$name-test/sdr.png"
   done
 fi

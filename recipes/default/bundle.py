@@ -3,7 +3,8 @@
     python recipes/default/bundle.py --runs RUNS --upstreams UPSTREAMS --weights weights \
         --trained-on "corpus v2" [--prune]
 
-`RUNS/mdxmixer/best.safetensors` becomes the default checkpoint `mdxmix-default`,
+The MDX-Mixer run with the lowest validation L1 among `RUNS/mdxmixer*/` (one per size tried,
+all validated on the same songs) becomes the default checkpoint `mdxmix-default`,
 `RUNS/conv1x1/best.safetensors` the time-invariant baseline `mdxmix-conv1x1`; the upstream
 files they name (found in UPSTREAMS, checked against the sha256 each checkpoint pins) are
 copied beside them. Every file is pinned by its sha256 in `weights/registry.json`, which
@@ -17,14 +18,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
+import sys
 from pathlib import Path
 
 from mdxmix.checkpoint import CheckpointMeta, read_meta
 from mdxmix.mixer.mdx_mixer import PRESETS
 from mdxmix.weightfiles import file_sha256
 
-ENTRIES = {"mdxmix-default": "mdxmixer", "mdxmix-conv1x1": "conv1x1"}
+ENTRIES = {"mdxmix-default": "mdxmixer*", "mdxmix-conv1x1": "conv1x1"}
+
+
+def best_run(runs: Path, pattern: str) -> Path:
+    """The best checkpoint of the runs matching `pattern` with the lowest validation L1.
+
+    The sizes of the MDX-Mixer are chosen like epochs: on the mixer-valid songs, never on test.
+    Losses are only comparable over the same songs, so runs validated on other data are refused."""
+    found = sorted(runs.glob(f"{pattern}/best.safetensors"))
+    if not found:
+        raise SystemExit(f"no {runs}/{pattern}/best.safetensors")
+    provenance = {path: read_meta(path).provenance for path in found}
+    if len({(p.get("dataset"), p.get("valid_split"), p.get("valid_songs")) for p in provenance.values()}) > 1:
+        raise SystemExit(f"{pattern}: the runs were validated on different songs; their losses do not compare")
+    best = min(found, key=lambda path: provenance[path].get("valid_loss", math.inf))
+    for path in found:
+        print(f"bundle: {path.parent.name}: valid L1 {provenance[path].get('valid_loss')}" + (" (chosen)" if path == best else ""),
+              file=sys.stderr)
+    return best
 
 
 def describe(meta: CheckpointMeta, trained_on: str) -> str:
@@ -51,7 +72,7 @@ def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: b
     used: set[str] = {"registry.json"}
     for name, run in ENTRIES.items():
         target = weights / f"{name}.safetensors"
-        copy_shared(runs / run / "best.safetensors", target)
+        copy_shared(best_run(runs, run), target)
         meta = read_meta(target)
         for spec in meta.upstreams:
             upstream = upstreams / spec.model
