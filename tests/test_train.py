@@ -149,3 +149,25 @@ def test_amp_on_cpu_trains_in_bfloat16_and_tracks_float32(setup):
     assert not torch.equal(pa, pb)
     assert (pa - pb).norm() <= 0.05 * pa.norm()
     assert bf16.best_loss == pytest.approx(fp32.best_loss, rel=0.02)
+
+
+def test_songs_prepared_two_at_a_time_match_one_at_a_time_and_load_each_upstream_once(setup, tmp_path):
+    from mdxmix.train.trainer import UpstreamLoader
+
+    _, data, upstreams = setup
+    parsed = [parse_upstream(u) for u in upstreams]
+    specs, search = [p[0] for p in parsed], [p[1] for p in parsed if p[1] is not None]
+    runs, threads = {}, torch.get_num_threads()
+    for jobs in (1, 2):
+        loader, seen = UpstreamLoader(specs, search, torch.device("cpu")), []
+        songs = prepare_split(data, "train", specs, loader, StemCache(tmp_path / f"cache{jobs}"), jobs=jobs,
+                              on_song=lambda name, computed, seen=seen: seen.append((name, computed)))
+        assert len(loader.loaded) == 1 and sorted(seen) == [(s.name, True) for s in songs]
+        runs[jobs] = songs
+        assert torch.get_num_threads() == threads  # the cores shared out for the songs are given back
+    assert [s.name for s in runs[2]] == [s.name for s in runs[1]] == sorted(s.name for s in runs[1])
+    for one, two in zip(runs[1], runs[2]):
+        assert one.frames == two.frames and len(one.upstream_rows) == len(two.upstream_rows) == 4
+        for a, b in zip(one.upstream_rows, two.upstream_rows):  # float16 entries; thread counts may reorder sums
+            assert abs(a.astype("float32") - b.astype("float32")).max() <= 2e-3
+

@@ -65,6 +65,7 @@ def train_command(
     amp: bool = typer.Option(D("amp"), "--amp", help="bfloat16 autocast of the weight estimation on a GPU or CPU (Y = X·W stays float32); on a CPU with AVX512-BF16 or AMX a tiny-preset step takes about half the time, elsewhere it is slower."),
     mixture: bool = typer.Option(D("mixture"), "--mixture/--no-mixture", help="Put the mixture into X (default), or mix the upstream stems alone (the paper's Table 6 condition)."),
     workers: int = typer.Option(D("workers"), "--workers", min=0, help="DataLoader worker processes."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", min=1, help="Songs whose upstream stems are computed at once while the stem cache is filled (the cores are shared between them). Default: 2 with at least 2 cores, else 1."),
     half: bool = typer.Option(D("half"), "--half", help="Store the checkpoint's weights in float16."),
     resume: bool = typer.Option(D("resume"), "--resume", help="Continue the run in --out from its last finished epoch."),
     synthetic: float = typer.Option(D("synthetic"), "--synthetic", help="--kind agnostic: chance that each member of an example's upstream set is a synthetic separator rather than one of the --upstream pool."),
@@ -78,7 +79,7 @@ def train_command(
         dropout=dropout, token_hidden=token_hidden, channel_hidden=channel_hidden, mixture=mixture, epochs=epochs,
         batch_size=batch_size,
         lr=lr, shift=shift, seed=seed, train_split=train_split, valid_split=valid_split, steps_per_epoch=steps_per_epoch,
-        cache_dir=cache_dir, device=device, amp=amp, workers=workers, resume=resume, init=init,
+        cache_dir=cache_dir, device=device, amp=amp, workers=workers, jobs=jobs, resume=resume, init=init,
         upstream_trained_on=list(upstream_trained_on), val_hop=val_hop, half=half, json_log=as_json,
         synthetic=synthetic, max_upstreams=max_upstreams,
     )

@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     workers: int = 0
+    jobs: int | None = None  # songs whose upstream stems are computed at once (None: 2 with 2+ cores)
     resume: bool = False
     init: str = "average"
     upstream_trained_on: list[str] = field(default_factory=list)

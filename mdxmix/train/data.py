@@ -10,6 +10,7 @@ a corpus of many hours trains in a few GB of memory.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,16 +60,23 @@ def _read(path: Path, start: int, stop: int) -> Tensor:
 
 def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstream: Callable[[int], Upstream],
                   cache: StemCache, *, on_song: Callable[[str, bool], None] | None = None,
-                  songs: list[str] | None = None, include_mixture: bool = True) -> list[PreparedSong]:
+                  songs: list[str] | None = None, include_mixture: bool = True, jobs: int = 1) -> list[PreparedSong]:
     """Hash, normalise and cache the upstream stems of every song of a split.
 
     `load_upstream(i)` is called only on a cache miss, so a fully cached dataset never
-    loads (or needs) the upstream models. `on_song(name, computed)` reports each song.
-    `include_mixture=False` leaves the mixture out of X (it still sets the normalisation).
+    loads (or needs) the upstream models; it must be safe to call from several threads when
+    `jobs` > 1. `on_song(name, computed)` reports each song as it is done. `include_mixture=False`
+    leaves the mixture out of X (it still sets the normalisation).
+
+    `jobs` songs are prepared at once, in threads sharing the loaded models, with the torch
+    threads divided between them: an upstream on one song uses two cores poorly (HDemucs on
+    this 2-core CPU: 2.07 s wall with two threads, 2.47 s with one), so two songs with one
+    thread each fill the cache ~1.5x faster. The result is in the split's order either way.
     """
     split_reader = MusdbSplit(root, split)
-    prepared = []
-    for name in songs if songs is not None else split_reader.tracks():
+    names = songs if songs is not None else split_reader.tracks()
+
+    def one(name: str) -> PreparedSong:
         folder = split_reader.song_folder(name)
         mixture = torch.from_numpy(np.ascontiguousarray(read_wav(folder / "mixture.wav").T))
         for stem in STEMS:
@@ -87,10 +95,19 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
             if missing:
                 raise UserError(f"cached stems of {spec.id} lack {missing}")
             rows += [stems[s] for s in spec.stems]
-        prepared.append(PreparedSong(name, folder, mixture.shape[-1], Normalizer.of(mixture), rows, mixture=include_mixture))
         if on_song is not None:
             on_song(name, computed)
-    return prepared
+        return PreparedSong(name, folder, mixture.shape[-1], Normalizer.of(mixture), rows, mixture=include_mixture)
+
+    if jobs <= 1 or len(names) <= 1:
+        return [one(name) for name in names]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(one, names))
+    finally:
+        torch.set_num_threads(threads)
 
 
 class SegmentDataset(torch.utils.data.Dataset):

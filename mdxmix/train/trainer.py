@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..batch import default_jobs
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
 from ..errors import CheckpointError, UserError
@@ -99,11 +101,13 @@ class UpstreamLoader:
     def __init__(self, specs: list[UpstreamSpec], search: list[Path], device: torch.device) -> None:
         self.specs, self.search, self.device = specs, search, device
         self.loaded: dict[int, Upstream] = {}
+        self._lock = threading.Lock()  # songs are prepared in several threads; each model loads once
 
     def __call__(self, index: int) -> Upstream:
-        if index not in self.loaded:
-            self.loaded[index] = build_upstream(self.specs[index], self.search, self.device)
-        return self.loaded[index]
+        with self._lock:
+            if index not in self.loaded:
+                self.loaded[index] = build_upstream(self.specs[index], self.search, self.device)
+            return self.loaded[index]
 
 
 def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
@@ -120,11 +124,13 @@ def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
         if env.main and not cfg.json_log:
             log(f"prepared {name}{' (upstream stems computed)' if computed else ' (cached)'}", file=sys.stderr)
 
+    jobs = cfg.jobs if cfg.jobs is not None else default_jobs(songs=2)
     # An agnostic mixer trained on synthetic separators only never reads the real ones' stems of the train split.
     train_specs = [] if cfg.kind == AgnosticMixer.kind and cfg.synthetic == 1.0 else specs
 
     def split(name: str, on_song, with_specs: list[UpstreamSpec]) -> list[PreparedSong]:
-        return prepare_split(cfg.data, name, with_specs, loader, cache, on_song=on_song, include_mixture=cfg.mixture)
+        return prepare_split(cfg.data, name, with_specs, loader, cache, on_song=on_song, include_mixture=cfg.mixture,
+                             jobs=jobs)
 
     # Rank 0 fills the cache first so that processes never compute the same stems twice.
     if env.main:
