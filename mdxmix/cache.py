@@ -176,13 +176,16 @@ class StemCache:
     def enforce_limit(self, limit_bytes: int | None = None) -> None:
         """Delete least recently used entries until the cache fits `limit_bytes` ($MDXMIX_CACHE_MAX_GB, default 20)."""
         limit_bytes = self.limit_bytes if limit_bytes is None else limit_bytes
-        entries = sorted(self.root.glob(f"v{CACHE_VERSION}/*/*.npy"), key=lambda p: p.stat().st_atime) if self.root.exists() else []
-        total = sum(p.stat().st_size for p in entries)
-        for data_path in entries:
+        # Other threads or processes sharing the cache may delete an entry between the listing
+        # and its stat: a vanished entry is simply not counted.
+        entries = sorted(((path, stat.st_atime, stat.st_size) for path in self.root.glob(f"v{CACHE_VERSION}/*/*.npy")
+                          if (stat := _stat(path)) is not None), key=lambda entry: entry[1]) if self.root.exists() else []
+        total = sum(size for _, _, size in entries)
+        for data_path, _, size in entries:
             if total <= limit_bytes:
                 break
-            total -= data_path.stat().st_size
-            data_path.unlink()
+            total -= size
+            data_path.unlink(missing_ok=True)
             data_path.with_suffix(".json").unlink(missing_ok=True)
 
     def sweep(self) -> int:
@@ -236,6 +239,13 @@ class StemCache:
                 upstream_dir.rmdir()
             version_dir.rmdir()
         return size
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -306,6 +306,18 @@ def test_11_entries_from_before_checksums_are_kept_if_plausible_and_pinned(tmp_p
     assert cache.get("up", "b" * 32) is None and not cache._paths("up", "b" * 32)[0].exists()
 
 
+def test_11_an_entry_deleted_by_another_process_mid_eviction_is_skipped(tmp_path):
+    from mdxmix.cache import StemCache
+
+    cache = StemCache(tmp_path)
+    for key in ("a" * 32, "b" * 32):
+        cache.put("up", key, {"drums": torch.full((2, 1000), 0.5)})
+    data, _ = cache._paths("up", "c" * 32)
+    data.symlink_to(tmp_path / "gone.npy")  # listed by the eviction, gone when it looks at it
+    cache.enforce_limit(limit_bytes=cache._paths("up", "a" * 32)[0].stat().st_size)
+    assert sum(cache.get("up", key) is not None for key in ("a" * 32, "b" * 32)) == 1
+
+
 def test_12_a_checkpoint_file_name_cannot_move_outputs_out_of_the_output_folder(tmp_path, ckpt):
     (tmp_path / "ck").mkdir()
     shutil.copy(ckpt, tmp_path / "ck" / "...safetensors")  # its name (stem) is '..'
