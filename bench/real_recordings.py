@@ -9,6 +9,7 @@ stems adding back to the clip.
     sudo apt-get install sonic-pi-samples
     python bench/real_recordings.py                      # the bundled default, table on stdout
     python bench/real_recordings.py --consistency none --json
+    python bench/real_recordings.py --upstream spectral-file:weights/spectral4.safetensors  # one upstream alone
 
 Per clip it reports the share of the output energy in each stem and how far Σ stems is from
 the input (dB of the residual's energy relative to the input's).
@@ -28,6 +29,7 @@ import torch
 
 from mdxmix.pipeline import DEFAULT_CONSISTENCY, Separator
 from mdxmix.stems import STEMS
+from mdxmix.upstream.parse import parse_upstream
 
 SAMPLES = Path("/usr/share/sonic-pi/samples")
 SECONDS = 10.0
@@ -86,11 +88,24 @@ def measure(separator: Separator, clip: Clip, root: Path = SAMPLES) -> ClipResul
     return ClipResult(clip.file, clip.stem, clip.what, shares, shares[clip.stem], residual_db)
 
 
+def build_separator(args: argparse.Namespace) -> Separator:
+    """The checkpoint, or `--upstream`s combined by a fixed rule (raw: no mixture consistency)."""
+    if not args.upstream:
+        return Separator(args.checkpoint, device="cpu", cache=None, consistency=args.consistency)
+    parsed = [parse_upstream(text) for text in args.upstream]
+    return Separator(args.checkpoint, device="cpu", cache=None, consistency="none", ensemble=args.ensemble,
+                     specs=[spec for spec, _ in parsed], search=[where for _, where in parsed if where is not None])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--consistency", default=DEFAULT_CONSISTENCY)
     parser.add_argument("--samples", type=Path, default=SAMPLES)
+    parser.add_argument("--upstream", action="append", default=[], metavar="FAMILY:MODEL",
+                        help="check these upstreams instead of the checkpoint's, combined by --ensemble "
+                             "(one upstream alone: its own stems)")
+    parser.add_argument("--ensemble", default="wave_avg", help="fixed rule for --upstream (default wave_avg)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args(argv)
     missing = [c.file for c in CLIPS if not (args.samples / c.file).is_file()]
@@ -98,13 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.samples} lacks {', '.join(missing)}; install them with "
               "`sudo apt-get install sonic-pi-samples`", file=sys.stderr)
         return 2
-    separator = Separator(args.checkpoint, device="cpu", cache=None, consistency=args.consistency)
+    separator = build_separator(args)
     results = [measure(separator, clip, args.samples) for clip in CLIPS]
+    system = {"upstreams": args.upstream, "ensemble": args.ensemble} if args.upstream else {"checkpoint": args.checkpoint}
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "consistency": args.consistency,
-                          "clips": [asdict(r) for r in results]}))
+        print(json.dumps({**system, "consistency": separator.consistency, "clips": [asdict(r) for r in results]}))
         return 0
-    print(f"checkpoint {args.checkpoint}, consistency {args.consistency}")
+    print(", ".join(f"{k} {v}" for k, v in system.items()) + f", consistency {separator.consistency}")
     print("| clip | right stem | " + " | ".join(STEMS) + " | Σ stems − input |")
     print("| --- | --- | " + " | ".join("---:" for _ in STEMS) + " | ---: |")
     for r in results:
