@@ -20,6 +20,8 @@
 # bundle    (only when asked for: STEPS=bundle) copy the 1x1 conv, the MDX-Mixer size with the
 #           lower valid L1, and their float16 upstreams
 #           into weights/, pin them in weights/registry.json and remove the v1 files there
+# consistency (after bundle, when asked for) the bundled default on the mixer-valid songs under
+#           each mixture-consistency mode, to choose the default mode on valid again
 #
 # Data stays outside the repo (DATA, default /work/data). Bundling into weights/ is a
 # deliberate step, run once the numbers are final (each weights file is committed once).
@@ -98,4 +100,10 @@ fi
 
 if has bundle; then
   $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune
+fi
+
+if has consistency; then
+  $MDX eval --data "$MIX" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --checkpoint default \
+      --consistency none --consistency even --consistency energy --consistency spectral --no-baselines \
+      --out "$DATA/results_v2/consistency-valid"
 fi
