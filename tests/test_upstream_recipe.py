@@ -154,3 +154,21 @@ def test_a_run_that_is_training_cannot_be_started_twice(corpus: Path, tmp_path: 
     assert res.returncode == 1 and "another process is training this run" in res.stderr
     assert not (run / "state.pt").exists()
     assert _train(corpus, out, 1)[-1]["event"] == "done"  # free again once the holder is gone
+
+
+def test_solo_crops_hold_one_audible_stem(corpus: Path) -> None:
+    from train_upstream import SILENT_POWER, CropSampler
+
+    folders = sorted((corpus / "train").iterdir())
+
+    def audible(crop: np.ndarray) -> int:
+        return sum(float(np.mean(stem ** 2)) > SILENT_POWER for stem in crop)
+
+    solo = CropSampler(folders, STEMS, np.random.default_rng(0), remix=0.5, solo=1.0)
+    crops = [solo.crop(SR // 2) for _ in range(20)]
+    assert all(audible(c) == 1 for c in crops)
+    assert len({int(np.argmax([np.mean(s ** 2) for s in c])) for c in crops}) == 4  # every stem gets its turn
+    mixture, target = solo.batch(2, SR // 2)
+    assert torch.equal(mixture, target.sum(1))  # the mixture is the one stem left
+    band = CropSampler(folders, STEMS, np.random.default_rng(0), remix=0.5)
+    assert all(audible(band.crop(SR // 2)) == 4 for _ in range(5))  # without --solo: the whole band

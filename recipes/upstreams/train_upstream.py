@@ -64,13 +64,15 @@ from mdxmix.upstream.umx import OpenUnmixNet, UMXConfig, load_umx, save_umx  # n
 
 SR = 44100
 RESCAN_STEPS = 50
+SILENT_POWER = 1e-6  # mean power below -60 dBFS: a stem that is not playing in this crop
 
 
 class CropSampler:
     """Random stem crops from song folders, read straight from disk (no whole-song loads)."""
 
-    def __init__(self, folders: list[Path], stems: tuple[str, ...], rng: np.random.Generator, remix: float) -> None:
-        self.stems, self.rng, self.remix = stems, rng, remix
+    def __init__(self, folders: list[Path], stems: tuple[str, ...], rng: np.random.Generator, remix: float,
+                 solo: float = 0.0) -> None:
+        self.stems, self.rng, self.remix, self.solo = stems, rng, remix, solo
         self.folders: list[Path] = []
         self.frames: list[int] = []
         self.set_folders(folders)
@@ -88,7 +90,13 @@ class CropSampler:
         return audio.T
 
     def crop(self, length: int) -> np.ndarray:
-        """(4, 2, length) stems in STEMS order, augmented."""
+        """(4, 2, length) stems in STEMS order, augmented; with probability `solo`, one audible stem alone.
+
+        Why solo crops: musicians also feed a separator one instrument alone (a guitar track, a
+        drum loop), where the right answer is that instrument in its own stem and silence in
+        the others; song crops seldom show an instrument without the rest of the band. (The
+        draw is skipped when `solo` is 0, so runs without it keep their random stream.)"""
+        solo = self.solo > 0 and self.rng.random() < self.solo
         remix = self.rng.random() < self.remix
         song = int(self.rng.integers(len(self.folders)))
         start = int(self.rng.integers(max(1, self.frames[song] - length)))
@@ -101,6 +109,10 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 x = x[::-1]
             out[i, :, : x.shape[1]] = x * self.rng.uniform(0.5, 1.5)
+        audible = [i for i in range(len(STEMS)) if float(np.mean(out[i] ** 2)) > SILENT_POWER] if solo else []
+        if audible:
+            keep = audible[int(self.rng.integers(len(audible)))]
+            out[[i for i in range(len(STEMS)) if i != keep]] = 0.0
         return out
 
     def batch(self, size: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, default=6.0)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--remix", type=float, default=0.5)
+    ap.add_argument("--solo", type=float, default=0.0,
+                    help="chance that a training crop holds one audible stem alone (the others silent)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--half", action="store_true", help="store float16 weights")
@@ -363,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     counters = run.load(model, opt, rng)
     if args.family == "umx" and counters["step"] == 0 and not args.init:
         input_statistics(model, args)
-    sampler = CropSampler(upstream_songs(args), stems, rng, args.remix)
+    sampler = CropSampler(upstream_songs(args), stems, rng, args.remix, args.solo)
     crops = valid_crops(args.corpus, args.valid_crops, args.valid_seconds, stems) if args.valid_every > 0 else []
     budget_s, stop = args.minutes * 60, Stop()
     run.log({"event": "start" if counters["step"] == 0 else "resume", "family": args.family, "stems": stems,

@@ -15,6 +15,10 @@
 # --bf16 (since 30 CPU minutes into each run): bfloat16 autocast for the forward pass, 1.3-1.5x
 # the steps per CPU second on this AVX512-BF16 CPU; its gradients have cosine 0.9997 with
 # float32's on the same batches (recipes/upstreams/README.md).
+# --solo 0.1 (since ~100 CPU minutes into the four-stem runs, ~97 into the vocals net): one
+# training crop in ten holds a single audible stem, the others silent, so that an instrument
+# played alone (a guitar track, a drum loop) is learnt to go to its own stem; the real-recording
+# check (bench/real_recordings.py) found solo guitars going to vocals and bass.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -23,7 +27,7 @@ OUT=${OUT:-/work/data/upstreams_v2}
 MINUTES=${MINUTES:-240}
 VOCALS_MINUTES=${VOCALS_MINUTES:-132}
 mkdir -p "$OUT/logs"
-common=(--corpus "$CORPUS" --valid-every 15 --valid-crops 12 --threads 1 --bf16)
+common=(--corpus "$CORPUS" --valid-every 15 --valid-crops 12 --threads 1 --bf16 --solo 0.1)
 train() { name=$1 minutes=$2; shift 2
   nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "$@" "${common[@]}" --minutes "$minutes" \
       --run "$OUT/$name.run" --out "$OUT/$name-v2.safetensors" >> "$OUT/logs/$name.log" 2>&1 &
