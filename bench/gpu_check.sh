@@ -76,8 +76,29 @@ EOF
   rm -rf "$dir"
 }
 
-export PY DEVICE OUT BENCH JSONGS JSEC
-export -f bench jobs_compare
+# command_profile: where the wall time of one `mdxmix SONG` goes (imports, device start, model
+# load, reading, separating, writing): cProfile's top entries by cumulative time, and the
+# slowest imports, for the issue's "one 4-minute song in 5 s wall" target.
+command_profile() {
+  local dir; dir=$(mktemp -d)
+  $PY - "$dir/song.wav" "$CMD" <<'EOF'
+import sys, numpy as np, soundfile as sf
+audio, rate = sf.read("examples/demo.wav", dtype="float32", always_2d=True)
+n = int(float(sys.argv[2]) * rate)
+sf.write(sys.argv[1], np.tile(audio, (-(-n // len(audio)), 1))[:n], rate, subtype="PCM_16")
+EOF
+  local start; start=$(date +%s.%N)
+  $PY -X importtime -m cProfile -o "$OUT/command.prof" -m mdxmix "$dir/song.wav" -o "$dir/out" --no-cache \
+      --device "$DEVICE" --json 2> "$OUT/importtime.txt" || return 1
+  echo "wall with profiling: $(awk "BEGIN {printf \"%.2f\", $(date +%s.%N) - $start}") s"
+  $PY -c "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(40)" "$OUT/command.prof" \
+      | tee "$OUT/command_profile.txt" | tail -55
+  echo "slowest imports (cumulative us):"; grep "import time" "$OUT/importtime.txt" | sort -t'|' -k2 -n | tail -12
+  rm -rf "$dir"
+}
+
+export PY DEVICE OUT BENCH JSONGS JSEC CMD
+export -f bench jobs_compare command_profile
 step env 30 bash -c "nproc; uptime; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; \
   $PY -c 'import torch, mdxmix; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available(), torch.get_num_threads(), \"threads\")'"
 if [ "$DEVICE" = cpu ]; then
@@ -89,6 +110,7 @@ step pipeline-default-fp32 90 bench --only pipeline:default --durations "$LONG"
 step pipeline-default-bf16 90 bench --only pipeline:default --durations "$LONG" --precision bf16
 step pipeline-default-noprefetch 90 bench --only pipeline:default --durations "$LONG" --prefetch off
 step command-default 60 bench --only command:default --durations "$CMD"
+step command-profile 60 command_profile
 step mixer-alone-fp32 90 bench --only "mixer:tiny$PAPER" --durations "$LONG"
 step mixer-alone-bf16 60 bench --only "mixer:tiny$PAPER" --durations "$LONG" --precision bf16
 step suite 240 $PY -m pytest -q -p no:cacheprovider -m "not gpu" --durations=8 $SUITE
