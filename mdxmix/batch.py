@@ -7,7 +7,6 @@ SIGTERM, SIGHUP) stops the batch, after every running song has removed its tempo
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import torch
 
 from .atomic import sweep_stale, write_text
 from .audio import STDIN, AudioInfo, Samples, read_audio, resample, resample_chunks
+from .device import default_jobs
 from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
 from .mixer.consistency import settle
@@ -162,28 +162,17 @@ def mark_output_root(out: Path) -> None:
         write_text(marker, MARKER_TEXT)
 
 
-def default_jobs(songs: int, cores: int | None = None) -> int:
-    """Two songs at a time when there are several and at least two cores, else one.
-
-    Measured on a 2-core CPU (4 × 60-s songs, beside other jobs): `-j 2` took 39 s of wall time
-    and 54–65 CPU s against 49–52 s and 81–86 CPU s for `-j 1` (one torch thread per song
-    spins less than two threads on one song); on an H200, 9.2 s against 10.9 s. More songs at
-    once cost ~0.4–0.9 GB each and were not measured, so the default stays at two."""
-    if cores is None:
-        cores = os.cpu_count() or 1
-    return 2 if songs > 1 and cores >= 2 else 1
-
-
-def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs: int = 1,
+def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs: int | None = 1,
               stream: BinaryIO | None = None, progress: ProgressFactory | None = None,
               on_result: Callable[[Result], None] | None = None) -> list[Result]:
-    """Separate every song, `jobs` at a time, sharing the one loaded model.
+    """Separate every song, `jobs` at a time (None: `default_jobs`), sharing the one loaded model.
 
     `on_result` sees the results in the order of `songs` whatever order they finish in (a
     result waits for the songs before it), so `--json` lines and reports are the same with
     any `-j`. An interrupt sets `INTERRUPT`; songs running in worker threads stop at their next
     block and clean up, and the interrupt is raised again once they have.
     """
+    jobs = default_jobs(len(songs)) if jobs is None else jobs
     lock = threading.Lock()
     results: list[Result | None] = [None] * len(songs)
     reported = 0

@@ -169,7 +169,7 @@ def separate(
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: separate only shard K of N (by a hash of each song's path below its input folder), for N workers on one library."),
 ) -> None:
     """Separate songs into drums, bass, other and vocals."""
-    from .batch import OutputPlan, default_jobs, run_batch
+    from .batch import OutputPlan, run_batch
     from .cache import StemCache
     from .outputs import OutputFormat, stdout_stream
     from .pipeline import Separator
@@ -194,7 +194,7 @@ def separate(
             task = progress.add_task(track, total=1.0)
             return lambda done, total: progress.update(task, completed=done / total)
 
-        results = run_batch(separator, songs, plan, jobs=default_jobs(len(songs)) if jobs is None else jobs,
+        results = run_batch(separator, songs, plan, jobs=jobs,
                             stream=stdout_stream() if stdout else None, progress=factory if show_progress else None,
                             on_result=on_result)
     _summarise(results)

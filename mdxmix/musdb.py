@@ -93,6 +93,9 @@ class MusdbSplit:
             hint = f" (and {self.root / TRAIN} does not hold MUSDB18's 14 validation songs)" if split == VALID else ""
             raise DatasetError(f"split folder not found: {self.folder}{hint}")
 
+    def __repr__(self) -> str:
+        return f"MusdbSplit({str(self.root.resolve())!r}, {self.split!r})"
+
     def tracks(self) -> list[str]:
         """Sorted names of the song folders (hidden folders skipped)."""
         names = _song_folders(self.folder)

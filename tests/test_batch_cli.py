@@ -139,7 +139,7 @@ def test_inspect_writes_weights_csv_and_plot(tmp_path, ckpt):
 
 
 def test_default_jobs_is_two_songs_at_a_time_only_when_both_exist():
-    from mdxmix.batch import default_jobs
+    from mdxmix.device import default_jobs
 
     assert default_jobs(songs=4, cores=2) == 2 and default_jobs(songs=4, cores=16) == 2
     assert default_jobs(songs=1, cores=16) == 1 and default_jobs(songs=4, cores=1) == 1

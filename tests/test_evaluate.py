@@ -339,3 +339,43 @@ def test_plot_writes_png(tmp_path: Path) -> None:
 
     path = plot_boxes(_toy_results(), tmp_path / "sdr.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Recorded:
+    """An estimates folder under a fixed identity that records the tracks it is asked for and can fail on one."""
+
+    def __init__(self, folder: Path, identity: str, fail_on: str | None = None) -> None:
+        self.folder, self.identity, self.fail_on, self.asked = EstimatesFolder(folder), identity, fail_on, []
+
+    def __call__(self, track: str) -> dict:
+        if track == self.fail_on:
+            raise KeyboardInterrupt  # the run is stopped while this track is scored
+        self.asked.append(track)
+        return self.folder(track)
+
+    def fingerprint(self) -> str:
+        return self.identity
+
+
+def test_a_stopped_evaluation_continues_from_its_journal_with_the_same_scores(dataset, tmp_path: Path) -> None:
+    root, _ = dataset
+    split = MusdbSplit(root / "data", "test")
+    whole = score_systems(split, {"good": root / "good"}, split.tracks(), metrics=("global",), jobs=1, progress=False)
+
+    def run(source: _Recorded):
+        return score_systems(split, {"good": source}, split.tracks(), metrics=("global",), jobs=1, progress=False,
+                             journal_dir=tmp_path)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_Recorded(root / "good", "v1", fail_on="t3"))
+    (journal,) = tmp_path.glob(".eval-journal-*.jsonl")
+    with open(journal, "a") as handle:
+        handle.write('{"track": "t3", "scor')  # a line torn by a kill mid-write
+    again = _Recorded(root / "good", "v1")
+    resumed = run(again)
+    assert again.asked == ["t3"] and resumed.scores == whole.scores
+    assert any("2 of 3 tracks" in note for note in resumed.notes)
+    assert run(_Recorded(root / "good", "v1", fail_on="t1")).scores == whole.scores  # all three kept now
+    changed = _Recorded(root / "good", "v2")  # another model under the same name: nothing is reused
+    run(changed)
+    assert changed.asked == ["t1", "t2", "t3"]

@@ -149,8 +149,10 @@ def test_eval_scores_stems_from_folders_and_an_agnostic_mixer_over_them(song, ti
     capsys.readouterr()
     code = main(["eval", "--data", str(tiny_dataset), "--split", "test", "--stems-from", f"g={tmp_path / 'good'}",
                  "--stems-from", str(tmp_path / "poor"), "--checkpoint", str(root / "agnostic.safetensors"),
-                 "--rules", "wave_avg", "--metric", "global", "-j", "1", "--json"])
+                 "--rules", "wave_avg", "--metric", "global", "-j", "1", "--json", "--out", str(tmp_path / "results")])
     assert code == 0
+    # every system said what it is for the journal of finished tracks, which is gone once the results are written
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["results.csv", "results.json", "results.md"]
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     for system in ("g", "poor", "ensemble:wave_avg", "agnostic"):
@@ -167,7 +169,8 @@ def test_eval_with_upstream_runs_separators_that_an_agnostic_mixer_mixes(tiny_da
     capsys.readouterr()
     code = main(["eval", "--data", str(tiny_dataset), "--split", "test", "--with-upstream", upstream,
                  "--checkpoint", str(tmp_path / "fresh.safetensors"), "--consistency", "none", "--rules", "wave_avg",
-                 "--metric", "global", "--cache-dir", str(tmp_path / "cache"), "-j", "1", "--json"])
+                 "--metric", "global", "--cache-dir", str(tmp_path / "cache"), "-j", "1", "--json",
+                 "--out", str(tmp_path / "results")])
     assert code == 0
     rows = json.loads(capsys.readouterr().out)["summary"]["global"]
     assert {"tiny_hdemucs", "ensemble:wave_avg", "fresh [none]"} <= set(rows)

@@ -23,6 +23,7 @@ from ..upstream.base import UpstreamSpec
 from ..upstream.parse import parse_upstream
 from ..upstream.stem_files import StemFiles, parse_stems_from
 from .dataset import EstimatesFolder, EvaluationError
+from .journal import ScoreJournal
 from .metrics import HOP, WINDOW
 from .report import Results, rich_tables, to_json_dict, write_outputs
 from .runner import add_oracle_selection, build_baseline_systems, score_systems, select_per_source_best
@@ -72,7 +73,8 @@ H_CONSISTENCY = ("Score every --checkpoint with each of these mixture-consistenc
 H_CACHE = "Upstream stem cache shared with training and separation (default $MDXMIX_CACHE or the user cache dir)."
 H_METRIC = "global (MDX challenge), museval (BSS Eval v4, the paper's), or both."
 H_BACKEND = "museval-SDR implementation: fast (closed form, equal to museval) or museval (the package; slow)."
-H_OUT = "Folder for results.md, results.csv (per track and stem) and results.json."
+H_OUT = ("Folder for results.md, results.csv (per track and stem) and results.json. Finished tracks are kept "
+         "there as they are scored, so the same command, rerun after a stop, scores only the rest.")
 H_PLOT = "Write per-track SDR box plots (per system and stem) to this PNG."
 METRIC_CHOICES = {"both": ("museval", "global"), "global": ("global",), "museval": ("museval",)}
 BACKENDS = ("fast", "museval")
@@ -97,6 +99,7 @@ class Request:
     stem_files: dict[str, StemFiles] = field(default_factory=dict)
     mix_specs: list[UpstreamSpec] = field(default_factory=list)  # --with-upstream
     mix_search: list[Path] = field(default_factory=list)  # where their weight files are
+    journal: Optional[Path] = None  # --out: finished tracks are kept there until the results are written
 
 
 def _named_dirs(values: List[str], option: str) -> dict[str, Path]:
@@ -156,6 +159,7 @@ def eval_command(
     request = _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,
                        cache_dir)
     request.consistency = tuple(consistency)
+    request.journal = out
     _add_stem_files(request, stems_from)
     _add_run_upstreams(request, with_upstream)
     if checkpoint and baselines and not request.upstreams:
@@ -166,6 +170,7 @@ def eval_command(
     settings = {"data": str(data), "split": split, "backend": backend, "jobs": jobs, "window": WINDOW, "hop": HOP}
     if out is not None:
         write_outputs(results, out, settings)
+        ScoreJournal.clear(out)  # the results hold every track now
     if plot is not None:
         from .plot import plot_boxes  # matplotlib is an optional extra
 
@@ -215,7 +220,7 @@ def run(request: Request) -> Results:
             systems[row] = CheckpointEstimates(name, request.data, request.split, request.cache_dir, consistency=mode,
                                                stem_files=files, specs=request.mix_specs, search=request.mix_search)
     results = score_systems(refs, systems, refs.tracks(), metrics=request.metrics, jobs=request.jobs,
-                            backend=request.backend)
+                            backend=request.backend, journal_dir=request.journal)
     if folders:
         add_oracle_selection(results, list(folders), request.metrics[0], request.split)
     results.notes += notes
@@ -229,7 +234,7 @@ def _choose_on_split(request: Request, folders: dict, notes: list[str]) -> dict[
     on_valid = {name: _on_split(source, request.select_split) for name, source in folders.items()}
     metric = request.metrics[0]
     choice, _ = select_per_source_best(valid, on_valid, valid.tracks(), metric=metric, jobs=request.jobs,
-                                       backend=request.backend)
+                                       backend=request.backend, journal_dir=request.journal)
     notes.append(f"per-source best chosen on split {request.select_split!r} by {metric} SDR: "
                  + ", ".join(f"{stem}={name}" for stem, name in choice.items()))
     return choice

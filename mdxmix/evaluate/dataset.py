@@ -47,3 +47,8 @@ class EstimatesFolder:
 
     def __repr__(self) -> str:
         return f"EstimatesFolder({str(self.folder)!r})"
+
+    def fingerprint(self) -> str:
+        from .journal import folder_stamp
+
+        return f"estimates {folder_stamp(self.folder)}"

@@ -12,6 +12,7 @@ so an upstream shared by many ensemble rules is read once per track (:class:`Mem
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 from ..mixer.ensembles import RULES, ensemble, per_source_best
 from ..stems import STEMS
 from .dataset import EstimatesFolder
+from .journal import ScoreJournal, fingerprint, folder_stamp
 from .metrics import score_track, silent_estimates
 from .report import Results
 
@@ -58,6 +60,9 @@ class Memo:
     def __repr__(self) -> str:
         return f"Memo({self.source!r})"
 
+    def fingerprint(self) -> str:
+        return fingerprint(self.source)
+
 
 class EnsembleSystem:
     """A fixed ensemble rule applied, stem by stem, to the upstreams that produce the stem."""
@@ -85,6 +90,12 @@ class EnsembleSystem:
                 out[stem] = ensemble([e[:n] for e in ests], self.rule, m)
         return out
 
+    def __repr__(self) -> str:
+        return f"EnsembleSystem({self.rule!r}, {list(self.upstreams)!r})"
+
+    def fingerprint(self) -> str:
+        return f"ensemble {self.rule} of [{', '.join(fingerprint(u) for u in self.upstreams)}]"
+
 
 class SelectionSystem:
     """Each stem taken from one chosen upstream (the per-source-best baseline)."""
@@ -94,6 +105,12 @@ class SelectionSystem:
 
     def __call__(self, track: str) -> dict[str, np.ndarray]:
         return {stem: src(track)[stem] for stem, src in self.choice.items()}
+
+    def __repr__(self) -> str:
+        return f"SelectionSystem({self.choice!r})"
+
+    def fingerprint(self) -> str:
+        return "selection " + ", ".join(f"{stem}={fingerprint(src)}" for stem, src in self.choice.items())
 
 
 def _as_source(spec: SystemSpec) -> EstimateSource:
@@ -168,6 +185,7 @@ def score_systems(
     backend: str = "fast",
     progress: bool | None = None,
     on_track: Callable[[str, int, int], None] | None = None,
+    journal_dir: Path | None = None,
 ) -> Results:
     """Score every system on every track.
 
@@ -177,6 +195,8 @@ def score_systems(
     {"global", "museval"}; ``backend`` "fast" or "museval" (see ``metrics``). ``jobs``
     worker processes (1 = in this process). ``progress``: None = auto (stderr is a TTY).
     ``on_track(track, done, total)`` is called as tracks finish, for integrations.
+    ``journal_dir``: keep each finished track's scores in a journal there (:mod:`.journal`),
+    and take the tracks a journal of the same evaluation already holds from it.
     """
     metrics = tuple(metrics)
     if tracks is None:
@@ -191,10 +211,16 @@ def score_systems(
     start = time.perf_counter()
     results = Results(metrics=metrics, tracks=list(tracks))
     per_track: dict[str, dict] = {}
+    journal = _journal(journal_dir, references, named, metrics, backend)
+    done = _resumed(journal, tracks, results)
+    todo = [track for track in tracks if track not in done]
     bar = _progress(len(tracks), progress)
     with bar if bar is not None else _Null():
-        task = bar.add_task("score", total=len(tracks)) if bar is not None else None
-        for track, out, seconds, notes in _score_tracks(references, named, tracks, metrics, jobs, backend):
+        task = bar.add_task("score", total=len(tracks), completed=len(done)) if bar is not None else None
+        scored = _score_tracks(references, named, todo, metrics, jobs, backend)  # lazily: journaled as they finish
+        for track, out, seconds, notes in itertools.chain(done.values(), scored):
+            if journal is not None and track not in done:
+                journal.append(track, out, seconds, notes)
             per_track[track] = out
             results.notes += notes
             for key, value in seconds.items():
@@ -208,6 +234,29 @@ def score_systems(
             results.add(name, track, per_track[track][name])
     results.seconds["wall"] = time.perf_counter() - start
     return results
+
+
+def _resumed(journal: ScoreJournal | None, tracks: list[str], results: Results) -> dict[str, tuple]:
+    """The tracks a journal of this evaluation already holds, noted in the results."""
+    done = journal.load(tracks) if journal is not None else {}
+    if done:
+        results.notes.append(f"{len(done)} of {len(tracks)} tracks were scored by an earlier run that stopped "
+                             f"(kept in {journal.path})")
+    return done
+
+
+def _journal(folder: Path | None, references: References, named: list[tuple[str, EstimateSource]],
+             metrics: tuple[str, ...], backend: str) -> ScoreJournal | None:
+    """The journal of this evaluation in `folder` (None without one): named by what is scored."""
+    if folder is None:
+        return None
+    if not callable(references):
+        raise ValueError("a journal needs references that say what they are (a MusdbSplit), not a mapping")
+    songs = getattr(references, "folder", None)  # a MusdbSplit: its songs by path and newest change
+    identity = {"references": fingerprint(references) + (f" {folder_stamp(songs)}" if songs is not None else ""),
+                "metrics": list(metrics), "backend": backend,
+                "systems": [[name, fingerprint(source)] for name, source in named]}
+    return ScoreJournal(folder, identity)
 
 
 def _score_tracks(references: References, named: list[tuple[str, EstimateSource]], tracks: list[str],
@@ -248,12 +297,14 @@ def select_per_source_best(
     jobs: int = 2,
     backend: str = "fast",
     progress: bool | None = None,
+    journal_dir: Path | None = None,
 ) -> tuple[dict[str, str], Results]:
     """Score the upstreams on a validation split and pick the best upstream per stem.
 
     Returns ``({stem: upstream name}, validation results)``.
     """
-    res = score_systems(references, upstreams, tracks, metrics=(metric,), jobs=jobs, backend=backend, progress=progress)
+    res = score_systems(references, upstreams, tracks, metrics=(metric,), jobs=jobs, backend=backend, progress=progress,
+                        journal_dir=journal_dir)
     return per_source_best(res.aggregate(metric), STEMS), res
 
 

@@ -22,7 +22,8 @@ from ..stems import SAMPLE_RATE, STEMS
 from ..upstream import build_upstream
 from ..upstream.base import UpstreamSpec
 from ..upstream.stem_files import StemFiles
-from ..weightfiles import upstream_search_path
+from ..weightfiles import file_sha256, upstream_search_path
+from .journal import folder_stamp
 
 
 def _worker_threads() -> None:
@@ -61,6 +62,14 @@ class CheckpointEstimates:
     def __repr__(self) -> str:
         return f"CheckpointEstimates({self.checkpoint!r})"
 
+    def fingerprint(self) -> str:
+        """The checkpoint by content, and everything that changes what it outputs here."""
+        _, path = Registry.load().checkpoint_path(self.checkpoint)
+        parts = [f"checkpoint {file_sha256(Path(path))}", f"consistency {self.consistency}",
+                 *(f"upstream {spec.id}" for spec in self.specs or []),
+                 *(f"stems {folder_stamp(files.folder)} {files.mapping}" for files in self.stem_files)]
+        return "; ".join(parts)
+
 
 class StemFilesEstimates:
     """The stems another tool wrote for a split's songs (`--stems-from`), checked against each mixture's length."""
@@ -74,6 +83,9 @@ class StemFilesEstimates:
 
     def __repr__(self) -> str:
         return f"StemFilesEstimates({str(self.files.folder)!r})"
+
+    def fingerprint(self) -> str:
+        return f"stems {folder_stamp(self.files.folder)} {self.files.mapping}"
 
 
 class UpstreamEstimates:

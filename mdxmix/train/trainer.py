@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..batch import default_jobs
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
+from ..device import default_jobs
 from ..errors import CheckpointError, UserError
 from ..mixer import PRESETS, AgnosticConfig, AgnosticMixer, Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
 from ..mixer.engine import mix_stream
