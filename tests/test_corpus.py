@@ -240,6 +240,19 @@ def test_v2_rerun_resumes(runs_v2: dict[str, Path]) -> None:
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.wav")} == before
 
 
+def test_v2_expressive_leads_from_an_index_leave_earlier_songs_unchanged(runs_v2: dict[str, Path], tmp_path: Path) -> None:
+    cmd = [sys.executable, str(RENDER), "--version", "2", "--root", str(tmp_path), "--songs", "2", "--duration",
+           str(V2_DURATION), "--split", "train", "--seed", "0", "--jobs", "2", "--expressive-from", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    plain, expressive = _songs(runs_v2["a"]), _songs(tmp_path)
+    assert _digest(plain[0]) == _digest(expressive[0])  # song 0: before the index, byte for byte
+    songs = json.loads((tmp_path / "corpus.json").read_text())["songs"]
+    assert "expressive_leads" not in songs[0] and songs[1]["expressive_leads"] == {"gtr_lead": True}  # a rock song
+    other = [sf.read(song / "other.wav")[0] for song in (plain[1], expressive[1])]
+    assert not np.array_equal(*other)  # its bent lead guitar is in the other stem
+
+
 def test_v2_bus_envelope_never_reduces_less_than_the_limiter() -> None:
     """The smoothed bus gain is at most the true per-sample gain (peaks stay limited)."""
     from hypothesis import given, settings, strategies as st
@@ -282,3 +295,37 @@ def test_float_songs_convert_to_16_bit_sets_once(tmp_path: Path) -> None:
         assert np.max(np.abs(ints[s] / 32768.0 - stems[s])) <= 0.5 / 32768 + 1e-9
     total = sum(ints[s].astype(np.int32) for s in STEMS)
     assert np.array_equal(np.clip(total, -32768, 32767), ints["mixture"])
+
+
+def test_pitch_bend_moves_a_rendered_note_by_the_asked_semitones() -> None:
+    sys.path.insert(0, str(REPO / "recipes" / "corpus"))
+    from fluid import Note, synth_for
+    from sources import SOUNDFONTS
+
+    font = next(f for f in SOUNDFONTS["seen"] if f.name == "FluidR3_GM")
+    synth, note = synth_for(font.path), [Note(69, 0.0, 1.5, 100)]  # A4, 440 Hz, on a flute
+
+    def pitch(audio: np.ndarray) -> float:
+        x = audio[int(0.3 * 44100): int(1.3 * 44100), 0] * np.hanning(44100)
+        return float(np.argmax(np.abs(np.fft.rfft(x, 8 * 44100)))) / 8  # Hz, 1/8-Hz bins
+
+    assert pitch(synth.render(note, 0, 73, 2.0)) == pytest.approx(440.0, rel=0.005)
+    bent = synth.render(note, 0, 73, 2.0, bend=[(0.0, 2.0)], bend_range=4)
+    assert pitch(bent) == pytest.approx(440.0 * 2 ** (2 / 12), rel=0.005)
+
+
+def test_lead_expression_bends_slides_and_vibrates_within_range_and_only_leads() -> None:
+    sys.path.insert(0, str(REPO / "recipes" / "corpus"))
+    from fluid import Note
+    from v2expression import RANGE, lead_bend
+
+    line = [Note(64 + (k % 5), 0.5 * k, 0.46, 90) for k in range(40)]  # legato, 20 s
+    curves = [lead_bend("gtr_lead", line, np.random.default_rng(seed)) for seed in range(10)]
+    assert lead_bend("gtr_rhythm", line, np.random.default_rng(0)) == []  # chords are never bent
+    assert lead_bend("gtr_lead", line, np.random.default_rng(3)) == curves[3]  # seeded
+    expressive = [c for c in curves if c]
+    assert 5 <= len(expressive) <= 10  # a share of leads is played straight
+    values = np.array([v for c in expressive for _, v in c])
+    assert np.abs(values).max() <= RANGE and (values < -0.9).any() and (values > 0.1).any()
+    times = [t for t, _ in expressive[0]]
+    assert times == sorted(times) and all(any(n.start <= t <= n.start + n.dur for n in line) for t in times)

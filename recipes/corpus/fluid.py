@@ -40,6 +40,7 @@ def _load_lib() -> ctypes.CDLL:
         "fluid_synth_noteoff": ([vp, ip, ip], ip),
         "fluid_synth_cc": ([vp, ip, ip, ip], ip),
         "fluid_synth_pitch_bend": ([vp, ip, ip], ip),
+        "fluid_synth_pitch_wheel_sens": ([vp, ip, ip], ip),
         "fluid_synth_system_reset": ([vp], ip),
         "fluid_synth_write_float": ([vp, ip, vp, ip, ip, vp, ip, ip], ip),
         "fluid_synth_get_sfont_by_id": ([vp, ip], vp),
@@ -113,8 +114,13 @@ class Synth:
         return L.fluid_preset_get_name(p).decode("latin-1")
 
     def render(self, notes: list[Note], bank: int, program: int, total: float,
-               tail: float = 2.0) -> np.ndarray:
-        """Render ``notes`` with one preset into a (n, 2) float32 array of ``total`` s."""
+               tail: float = 2.0, bend: list[tuple[float, float]] | None = None,
+               bend_range: int = 4) -> np.ndarray:
+        """Render ``notes`` with one preset into a (n, 2) float32 array of ``total`` s.
+
+        ``bend``: (seconds, semitones) points of the channel's pitch bend, each held until
+        the next, within ``bend_range`` semitones either way (a monophonic line's expression).
+        """
         L = lib()
         # A fresh synth per part: a reused one carries voice state from the previous
         # part into the first block of new voices, which breaks bit-exact rebuilds.
@@ -125,12 +131,19 @@ class Synth:
             L.fluid_synth_remove_sfont(syn, self._sfont)
             L.delete_fluid_synth(syn)
             raise RuntimeError(f"preset {bank}:{program} missing in {self.path}")
-        events: list[tuple[int, int, int, int]] = []  # (sample, order, key, vel)
+        # (sample, order, key or bend value, velocity): at one sample, notes end first, then the
+        # bend moves, then notes start (so a note starts at its bent pitch)
+        events: list[tuple[int, int, int, int]] = []
         for n in notes:
             on = int(round(n.start * SR))
             off = int(round((n.start + n.dur) * SR))
-            events.append((on, 1, n.pitch, n.vel))
+            events.append((on, 2, n.pitch, n.vel))
             events.append((max(off, on + 1), 0, n.pitch, 0))
+        if bend:
+            L.fluid_synth_pitch_wheel_sens(syn, chan, bend_range)
+            for t, semitones in bend:
+                value = int(round(8192 + 8192 * semitones / bend_range))
+                events.append((int(round(t * SR)), 1, min(16383, max(0, value)), 0))
         events.sort()
         n_total = int(round(total * SR))
         n_out = n_total + int(tail * SR)
@@ -149,8 +162,10 @@ class Synth:
 
         for t, kind, key, vel in events:
             advance(t)
-            if kind == 1:
+            if kind == 2:
                 L.fluid_synth_noteon(syn, chan, key, max(1, min(127, vel)))
+            elif kind == 1:
+                L.fluid_synth_pitch_bend(syn, chan, key)
             else:
                 L.fluid_synth_noteoff(syn, chan, key)
         advance(n_out)

@@ -116,6 +116,7 @@ class Part:
     program: int
     notes: list[Note]
     pan: float = 0.0
+    bend: list[tuple[float, float]] = field(default_factory=list)  # (s, semitones): a lead's pitch expression
 
 
 @dataclass

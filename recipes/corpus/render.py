@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="1: the frozen v1 corpus (default, byte-identical to earlier "
                          "renders); 2: produced-record corpus v2 (styles, pedalboard "
                          "production, WORLD singers; resumable)")
+    ap.add_argument("--expressive-from", type=int, metavar="INDEX",
+                    help="version 2: songs from this index on play their lead parts with pitch "
+                         "bends, slides and vibrato (v2expression.py); earlier songs are unchanged")
     args = ap.parse_args(argv)
     sources.check_available()
     sources.check_disjoint()
@@ -336,7 +339,7 @@ def main_v2(args: argparse.Namespace) -> int:
     t0 = time.time()
     targets = ({args.split: None} if args.songs is not None else
                {"train": args.hours_train, "valid": args.hours_valid, "test": args.hours_test})
-    jobs = v2render.plan(args.root, args.seed, targets, args.songs, args.duration)
+    jobs = v2render.plan(args.root, args.seed, targets, args.songs, args.duration, args.expressive_from)
     new, failed = v2render.run_jobs(jobs, args.jobs)
     wall = time.time() - t0
     audio = sum(r["duration_s"] for r in new)

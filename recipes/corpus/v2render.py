@@ -30,6 +30,7 @@ from mixing import STEMS, active_rms, automation, balance, width
 from music import WORDS, Song, Syllable
 from progress import collect
 from v2chorale import chorales, make_chorale_song
+from v2expression import RANGE, STYLES as LEAD_STYLES, lead_bend
 from v2fx import master, master_eq, part_chain, reverb, run, send, sidechain, stem_chain, tempo_delay
 from v2music import V2_STYLES, make_song_v2
 from v2vocals import make_singer, sing_line
@@ -131,6 +132,18 @@ def _span(notes: list, n: int, tail: float = 4.0) -> tuple[int, int]:
     return a, max(a, b)
 
 
+def _express(song: Song, sseed: int) -> dict[str, bool]:
+    """Pitch bends, slides and vibrato on the song's lead parts, from their own random stream
+    (so the rest of the song is what it would be without); returns {lead role: any expression}."""
+    rng = np.random.default_rng([sseed, 5])
+    expressed: dict[str, bool] = {}
+    for part in song.parts:
+        part.bend = lead_bend(part.role, part.notes, rng)
+        if part.role in LEAD_STYLES and part.notes:
+            expressed[part.role] = expressed.get(part.role, False) or bool(part.bend)
+    return expressed
+
+
 def _in_sections(syls: list[Syllable], song: Song, names: set[str]) -> list[Syllable]:
     spans = [(a, b) for nm, a, b in song.sections if nm in names]
     return [s for s in syls if any(a <= s.start < b for a, b in spans)]
@@ -178,6 +191,7 @@ def render_song_v2(job: dict) -> dict:
     t0 = time.time()
     sseed, split = job["song_seed"], job["split"]
     song = make_song(sseed, split, job.get("duration"))
+    expressive = _express(song, sseed) if job.get("expressive") else None
     src = choose_sources(song, split, sseed)
     rng = np.random.default_rng([sseed, 2])
     vrng = np.random.default_rng([sseed, 3])
@@ -195,7 +209,7 @@ def render_song_v2(job: dict) -> dict:
     for p, ps in zip(song.parts, src["parts"]):
         if not p.notes:
             continue
-        x = synth_for(ps["path"]).render(p.notes, 0, p.program, total)
+        x = synth_for(ps["path"]).render(p.notes, 0, p.program, total, bend=p.bend, bend_range=RANGE)
         if active_rms(x) < 1e-5:
             continue
         x = _norm(x)
@@ -266,6 +280,8 @@ def render_song_v2(job: dict) -> dict:
                 "section_gain_db": levels, "fx": fx_info, "master": minfo},
         "render_s": round(time.time() - t0, 2),
     }
+    if expressive is not None:
+        entry["expressive_leads"] = expressive
     if job.get("manifest"):
         _write_json(job["manifest"], entry)
     shutil.rmtree(out, ignore_errors=True)
@@ -291,8 +307,11 @@ def render_safe(job: dict) -> dict:
 
 
 def plan(root: str, seed: int, targets: dict[str, float | None], songs: int | None,
-         duration: float | None) -> list[dict]:
-    """Songs per split in index order until the split's hours (or ``songs``) are reached."""
+         duration: float | None, expressive_from: int | None = None) -> list[dict]:
+    """Songs per split in index order until the split's hours (or ``songs``) are reached.
+
+    Songs from index ``expressive_from`` on get pitch expression on their lead parts
+    (``v2expression``); earlier ones stay as first rendered."""
     jobs = []
     for split, hours in targets.items():
         total, i = 0.0, 0
@@ -302,6 +321,7 @@ def plan(root: str, seed: int, targets: dict[str, float | None], songs: int | No
             song = make_song(ss, split, duration)
             name = f"{i:04d} - {song.style} {song.key_name} {int(song.tempo)}bpm"
             jobs.append({"split": split, "index": i, "song_seed": ss, "duration": duration,
+                         "expressive": expressive_from is not None and i >= expressive_from,
                          "dir": os.path.join(root, split, name),
                          "manifest": os.path.join(root, "manifest", split, name + ".json")})
             total += song.duration
