@@ -95,7 +95,12 @@ if has eval; then
   # minutes over both test splits.
   chosen=$($PY -c 'import sys; sys.path.insert(0, "recipes/default"); from pathlib import Path; from bundle import best_run
 print(best_run(Path(sys.argv[1]), "mdxmixer*"))' "$RUNS")
-  for split in v1:$DATA/corpus v2:$MIX; do  # v2 through the mixer root: its valid songs are cached already
+  # The per-source-best row picks each stem's upstream on valid songs: for both tables the
+  # mixer-valid songs of corpus v2 (already cached), so v1's own valid split is not needed.
+  mkdir -p "$DATA/eval_v1"
+  ln -sfn "$DATA/corpus/test" "$DATA/eval_v1/test"
+  ln -sfn "$MIX/valid" "$DATA/eval_v1/valid"
+  for split in v1:$DATA/eval_v1 v2:$MIX; do  # v2 through the mixer root: its valid songs are cached already
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \
         --checkpoint "$chosen" --checkpoint "$RUNS/conv1x1/best.safetensors" \
