@@ -172,3 +172,16 @@ def test_solo_crops_hold_one_audible_stem(corpus: Path) -> None:
     assert torch.equal(mixture, target.sum(1))  # the mixture is the one stem left
     band = CropSampler(folders, STEMS, np.random.default_rng(0), remix=0.5)
     assert all(audible(band.crop(SR // 2)) == 4 for _ in range(5))  # without --solo: the whole band
+
+
+def test_weighted_list_repeats_upstream_songs_with_expressive_leads(tmp_path: Path) -> None:
+    from weighted_songs import weighted_list
+
+    names = ["0000 - rock", "0001 - rock", "0002 - jazz", "0003 - jazz", "0004 - pop"]
+    for name in names:
+        _song(tmp_path / "train" / name, 0, seconds=0.1)
+    leads = {"0002 - jazz": {"horn_lead": True}, "0003 - jazz": {"horn_lead": True}, "0004 - pop": {"synth_lead": False}}
+    songs = [{"name": n, "split": "train", **({"expressive_leads": leads[n]} if n in leads else {})} for n in names]
+    (tmp_path / "corpus.json").write_text(json.dumps({"songs": songs}))
+    # odd numbers are the mixer's, a lead played straight counts once
+    assert weighted_list(tmp_path, 3) == ["0000 - rock", "0002 - jazz", "0002 - jazz", "0002 - jazz", "0004 - pop"]

@@ -6,15 +6,20 @@
 #
 # All three run at once (one thread each, nice 10) and each stops by itself after its budget
 # of training time in CPU minutes (summed over restarts): MINUTES (240) for the four-stem
-# runs, VOCALS_MINUTES (132) for the vocals net, whose valid SDR sat flat from 60 to 90 CPU
-# minutes (4.18 / 4.16 / 4.07 dB) at constant learning rate; 132 starts its decay (the last
-# 30 %) at the 92 CPU minutes it had reached, and frees its core for the other two. Rerunning the same command continues every
-# run from its last checkpoint (every 4 min); a finished run only rewrites its --out file.
+# runs, VOCALS_MINUTES (150) for the vocals net, whose valid SDR sat flat from 60 to 90 CPU
+# minutes (4.18 / 4.16 / 4.07 dB) at constant learning rate; 132 started its decay (the last
+# 30 %) at the 92 CPU minutes it had reached, and 150 gives it 18 more for the expressive
+# leads. Rerunning the same command continues every run from its last checkpoint (every
+# 4 min); a finished run only rewrites its --out file.
 # Runs live in $OUT/<name>.run/ (state.pt, last/best.safetensors, log.jsonl); the final
 # files are $OUT/<name>-v2.safetensors (the name a mixer checkpoint records).
 # --bf16 (since 30 CPU minutes into each run): bfloat16 autocast for the forward pass, 1.3-1.5x
 # the steps per CPU second on this AVX512-BF16 CPU; its gradients have cosine 0.9997 with
 # float32's on the same batches (recipes/upstreams/README.md).
+# --songs (since ~147 CPU minutes into the four-stem runs, 132 into the vocals net): corpus v2
+# gained 31 train songs whose lead parts bend, slide and play vibrato (render.py
+# --expressive-from 205); the 9 upstream-train ones among them are listed 3 times
+# (weighted_songs.py), and the vocals net, done at 132, continues to 150.
 # --solo 0.1 (since ~100 CPU minutes into the four-stem runs, ~97 into the vocals net): one
 # training crop in ten holds a single audible stem, the others silent, so that an instrument
 # played alone (a guitar track, a drum loop) is learnt to go to its own stem; the real-recording
@@ -25,9 +30,12 @@ PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-/work/data/corpus_v2}
 OUT=${OUT:-/work/data/upstreams_v2}
 MINUTES=${MINUTES:-240}
-VOCALS_MINUTES=${VOCALS_MINUTES:-132}
+VOCALS_MINUTES=${VOCALS_MINUTES:-150}
 mkdir -p "$OUT/logs"
-common=(--corpus "$CORPUS" --valid-every 15 --valid-crops 12 --threads 1 --bf16 --solo 0.1)
+# the upstream-train songs (even numbers), those with expressive leads listed 3 times
+"$PY" recipes/upstreams/weighted_songs.py --corpus "$CORPUS" --weight 3 --out "$OUT/upstream_songs.txt"
+common=(--corpus "$CORPUS" --songs "$OUT/upstream_songs.txt" --valid-every 15 --valid-crops 12 --threads 1 --bf16
+        --solo 0.1)
 train() { name=$1 minutes=$2; shift 2
   nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "$@" "${common[@]}" --minutes "$minutes" \
       --run "$OUT/$name.run" --out "$OUT/$name-v2.safetensors" >> "$OUT/logs/$name.log" 2>&1 &
