@@ -329,3 +329,17 @@ def test_lead_expression_bends_slides_and_vibrates_within_range_and_only_leads()
     assert np.abs(values).max() <= RANGE and (values < -0.9).any() and (values > 0.1).any()
     times = [t for t, _ in expressive[0]]
     assert times == sorted(times) and all(any(n.start <= t <= n.start + n.dur for n in line) for t in times)
+
+
+def test_expressive_from_takes_an_index_for_every_split_or_for_one(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "recipes" / "corpus"))
+    import v2render
+    from render import expressive_indices
+
+    assert expressive_indices(["205"]) == {"train": 205, "valid": 205, "test": 205}
+    assert expressive_indices(["train:205", "valid:21"]) == {"train": 205, "valid": 21}
+    with pytest.raises(SystemExit, match="SPLIT:INDEX"):
+        expressive_indices(["tset:3"])
+    jobs = v2render.plan(str(tmp_path), 0, {"valid": None}, 3, V2_DURATION, {"valid": 1})
+    assert [j["expressive"] for j in jobs] == [False, True, True]
+    assert not any(j["expressive"] for j in v2render.plan(str(tmp_path), 0, {"test": None}, 2, V2_DURATION, {"valid": 0}))

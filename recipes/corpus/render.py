@@ -274,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="1: the frozen v1 corpus (default, byte-identical to earlier "
                          "renders); 2: produced-record corpus v2 (styles, pedalboard "
                          "production, WORLD singers; resumable)")
-    ap.add_argument("--expressive-from", type=int, metavar="INDEX",
-                    help="version 2: songs from this index on play their lead parts with pitch "
-                         "bends, slides and vibrato (v2expression.py); earlier songs are unchanged")
+    ap.add_argument("--expressive-from", action="append", default=[], metavar="[SPLIT:]INDEX",
+                    help="version 2: songs from this index on (of every split, or of SPLIT; "
+                         "repeatable) play their lead parts with pitch bends, slides and vibrato "
+                         "(v2expression.py); earlier songs are unchanged")
     args = ap.parse_args(argv)
     sources.check_available()
     sources.check_disjoint()
@@ -331,6 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def expressive_indices(values: list[str]) -> dict[str, int]:
+    """`--expressive-from` values ("205" for every split, "valid:21" for one) as {split: index}."""
+    out: dict[str, int] = {}
+    for value in values:
+        split, _, index = value.rpartition(":")
+        if split and split not in SPLIT_ID or not index.isdigit():
+            raise SystemExit(f"--expressive-from {value!r}: use INDEX or SPLIT:INDEX with a split of "
+                             f"{', '.join(SPLIT_ID)}")
+        out.update({s: int(index) for s in ([split] if split else SPLIT_ID)})
+    return out
+
+
 def main_v2(args: argparse.Namespace) -> int:
     """Corpus v2 (``v2render``): resumable, long-lived workers, same layout as v1."""
     import v2render  # noqa: PLC0415 (v2's music21/pedalboard/pyworld stay out of v1 runs)
@@ -339,7 +352,8 @@ def main_v2(args: argparse.Namespace) -> int:
     t0 = time.time()
     targets = ({args.split: None} if args.songs is not None else
                {"train": args.hours_train, "valid": args.hours_valid, "test": args.hours_test})
-    jobs = v2render.plan(args.root, args.seed, targets, args.songs, args.duration, args.expressive_from)
+    jobs = v2render.plan(args.root, args.seed, targets, args.songs, args.duration,
+                         expressive_indices(args.expressive_from))
     new, failed = v2render.run_jobs(jobs, args.jobs)
     wall = time.time() - t0
     audio = sum(r["duration_s"] for r in new)

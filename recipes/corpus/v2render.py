@@ -307,11 +307,12 @@ def render_safe(job: dict) -> dict:
 
 
 def plan(root: str, seed: int, targets: dict[str, float | None], songs: int | None,
-         duration: float | None, expressive_from: int | None = None) -> list[dict]:
+         duration: float | None, expressive_from: dict[str, int] | None = None) -> list[dict]:
     """Songs per split in index order until the split's hours (or ``songs``) are reached.
 
-    Songs from index ``expressive_from`` on get pitch expression on their lead parts
-    (``v2expression``); earlier ones stay as first rendered."""
+    Songs of a split from index ``expressive_from[split]`` on get pitch expression on their
+    lead parts (``v2expression``); earlier ones stay as first rendered."""
+    expressive_from = expressive_from or {}
     jobs = []
     for split, hours in targets.items():
         total, i = 0.0, 0
@@ -321,7 +322,7 @@ def plan(root: str, seed: int, targets: dict[str, float | None], songs: int | No
             song = make_song(ss, split, duration)
             name = f"{i:04d} - {song.style} {song.key_name} {int(song.tempo)}bpm"
             jobs.append({"split": split, "index": i, "song_seed": ss, "duration": duration,
-                         "expressive": expressive_from is not None and i >= expressive_from,
+                         "expressive": split in expressive_from and i >= expressive_from[split],
                          "dir": os.path.join(root, split, name),
                          "manifest": os.path.join(root, "manifest", split, name + ".json")})
             total += song.duration
