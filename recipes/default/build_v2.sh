@@ -46,8 +46,8 @@ UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v2.safetensors"
 MIXER_SONGS=${MIXER_SONGS:-64} VALID_SONGS=${VALID_SONGS:-8}
 # The three upstreams' stems are 5.7 GB of float16 per hour of audio (18 channels). One cache
 # holds them for mixer-train (3.05 h: 17.4 GB), mixer-valid (0.37 h: 2.1 GB), v2 test (5.8 GB),
-# v1 valid + test (6.1 GB): ~32 GB, which must not evict itself. All 102 mixer-train songs
-# (4.9 h) would need ~42 GB, more than this machine had free.
+# v1 test (0.55 h: 3.1 GB; its per-source best is chosen on mixer-valid): ~28.4 GB, which must
+# not evict itself. All 102 mixer-train songs (4.9 h) would need ~39 GB, more than is free.
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
@@ -71,7 +71,7 @@ if has split; then
 fi
 
 if has mixers; then
-  need_gb=${NEED_GB:-32} free_gb=$(df -BG --output=avail "$DATA" | tail -1 | tr -dc 0-9)
+  need_gb=${NEED_GB:-30} free_gb=$(df -BG --output=avail "$DATA" | tail -1 | tr -dc 0-9)
   if [[ ! -d $CACHE ]] && (( free_gb < need_gb )); then
     echo "build_v2: the stem cache needs ~${need_gb} GB in $DATA, only ${free_gb} GB free" \
          "(the v1 cache, $DATA/cache_v1, can go: it only serves the v1 default)" >&2; exit 1
