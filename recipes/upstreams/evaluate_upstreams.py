@@ -1,6 +1,6 @@
 """Check that trained upstreams separate better than the trivial "mixture / 4" estimate.
 
-For each model file and each of the first `--songs` songs (sorted) of a corpus split,
+For each model file and each of `--songs` songs (sorted, after the first `--skip`) of a corpus split,
 prints the global SDR per stem, 10·log10(Σs² / Σ(s−ŝ)²) over the whole song, of the model
 and of mixture/4. With `--half-out DIR` it also writes a float16 copy of each file there
 and scores it, so "float16 changes nothing measurable" is a measured statement.
@@ -77,12 +77,15 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=Path("/work/data/corpus"))
     ap.add_argument("--split", default="valid")
     ap.add_argument("--songs", type=int, default=2)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="start after this many songs (corpus v2's valid songs 0021-0030, the ones "
+                         "with expressive leads: --skip 21 --songs 10)")
     ap.add_argument("--seconds", type=float, default=None, help="score only the first seconds of each song")
     ap.add_argument("--half-out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    songs = sorted(p for p in (args.corpus / args.split).iterdir() if p.is_dir())[: args.songs]
+    songs = sorted(p for p in (args.corpus / args.split).iterdir() if p.is_dir())[args.skip: args.skip + args.songs]
     files = list(args.files)
     if args.half_out:
         args.half_out.mkdir(parents=True, exist_ok=True)
