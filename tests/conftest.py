@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,23 @@ if os.environ.get("MDXMIX_TEST_KEEP_THREADS") != "1":
         os.environ.setdefault(variable, str(TEST_THREADS))
     if torch.get_num_threads() > TEST_THREADS:
         torch.set_num_threads(TEST_THREADS)
+
+
+def bytecode_is_cached() -> bool:
+    """Whether a new Python process finds torch's compiled bytecode (true of any pip install)."""
+    cached = getattr(torch, "__cached__", None)
+    return not sys.flags.dont_write_bytecode and cached is not None and os.path.exists(cached)
+
+
+# The CLI tests start ~100 `mdxmix` subprocesses. Where bytecode is neither stored nor
+# allowed to be written (PYTHONDONTWRITEBYTECODE, or a read-only site-packages without
+# __pycache__, as on the GPU machines this project borrows), each of them compiled ~970
+# modules again: 2.4 s of a 240-s song's `mdxmix` there, most of the suite's time. The
+# subprocesses then share one bytecode folder: the first one compiles, the others read.
+if not bytecode_is_cached() and "PYTHONPYCACHEPREFIX" not in os.environ:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="mdxmix-test-pycache-")
+    atexit.register(shutil.rmtree, os.environ["PYTHONPYCACHEPREFIX"], ignore_errors=True)
 
 
 def tiny_demucs() -> torch.nn.Module:
