@@ -80,13 +80,19 @@ if has mixers; then
       --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
       --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
   # The same 6000 steps of 4 segments each; small validates every 600 steps, because scoring
-  # the 8 valid songs costs it ~2 min (fp32, hop T) against tiny's ~0.5 min.
+  # the 8 valid songs costs it ~2 min (fp32, hop T) against tiny's ~0.5 min. The conv run
+  # above filled the cache, so the two sizes train side by side, one thread each: two
+  # one-thread jobs use two cores better than one two-thread job of small matrices.
+  pids=()
   for size in "tiny 20 300" "small 10 600"; do
     read -r preset epochs steps <<< "$size"
-    $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
+    OMP_NUM_THREADS=1 $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
         --cache-dir "$CACHE" --kind mdx_mixer --preset "$preset" --epochs "$epochs" --steps-per-epoch "$steps" \
-        --lr 1e-3 --amp --half --out "$RUNS/mdxmixer_$preset" $(resume "$RUNS/mdxmixer_$preset")
+        --lr 1e-3 --amp --half --out "$RUNS/mdxmixer_$preset" $(resume "$RUNS/mdxmixer_$preset") \
+        > "$DATA/logs/mdxmixer_$preset.log" 2>&1 &
+    pids+=($!)
   done
+  for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: a failed run stops the script here
 fi
 
 if has eval; then
