@@ -27,18 +27,36 @@ TINY_SEGMENT = 2**14
 # 16-core H100 machine against 70 s on 2 cores):
 # * every `mdxmix` subprocess of the CLI tests runs with `--device auto`, so with a GPU each
 #   one paid CUDA's start-up for a few milliseconds of tiny tensors; subprocesses see no GPU
-#   (this process looks first, so the `gpu`-marked tests still get it);
+#   (the process running the tests looks first, so the `gpu`-marked tests still get it);
 # * tiny tensors gain nothing from 16 threads per process, and the idle OpenMP threads of
-#   the pytest process spin on the cores its subprocesses need: at most 2 threads each.
-# MDXMIX_TEST_KEEP_THREADS=1 turns both off, to compare.
-TEST_THREADS = 2
-if os.environ.get("MDXMIX_TEST_KEEP_THREADS") != "1":
+#   the pytest process spin on the cores its subprocesses need: at most 2 threads each;
+# * under pytest-xdist (`-n auto`, the default in pyproject.toml) the workers share the cores:
+#   each worker and its subprocesses take cores // workers threads, still at most 2.
+# This is a session fixture rather than import-time code, so that it runs in the processes
+# that run tests (the xdist workers), not in the controller whose environment they inherit.
+# MDXMIX_TEST_KEEP_THREADS=1 turns these off, to compare.
+@pytest.fixture(scope="session", autouse=True)
+def test_processes_share_the_machine():
+    if os.environ.get("MDXMIX_TEST_KEEP_THREADS") == "1":
+        yield
+        return
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, min(2, (os.cpu_count() or 1) // workers))
     torch.cuda.is_available()  # initialises CUDA here, before the variable below can hide the GPU
+    names = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(variable, str(TEST_THREADS))
-    if torch.get_num_threads() > TEST_THREADS:
-        torch.set_num_threads(TEST_THREADS)
+    for name in names[1:]:
+        os.environ.setdefault(name, str(threads))
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(min(torch_threads, threads))
+    yield
+    torch.set_num_threads(torch_threads)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def bytecode_is_cached() -> bool:
