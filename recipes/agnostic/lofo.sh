@@ -9,7 +9,8 @@
 # train   `mdxmix train --kind agnostic` on random sets of the POOL families (demucs: the v1
 #         and v2 HDemucs files; umx when its file exists) and synthetic separators; the
 #         HELD family (spectral: spectral4 and the vocals net) is never seen
-# eval    museval on EVAL_DATA/test (default the frozen v1 test split): the HELD upstreams
+# eval    museval on EVAL_DATA/test (default the frozen v1 test split, per-source best
+#         chosen on corpus v2's mixer-valid songs): the HELD upstreams
 #         alone, every fixed ensemble of them and the agnostic mixer over them
 #         (`mdxmix eval --with-upstream`); targets: >= best single + 0.3 dB, >= best
 #         ensemble + 0.2 dB
@@ -24,10 +25,13 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-/work/data}
 UP=${UP:-$DATA/upstreams_v2/f16}
 CORPUS=${CORPUS:-$DATA/corpus_v2}
-EVAL_DATA=${EVAL_DATA:-$DATA/corpus}
+# the frozen v1 test split beside corpus v2's mixer-valid songs (the per-source best is chosen
+# there), the root build_v2's eval step makes; v1's own valid split was deleted for disk space
+EVAL_DATA=${EVAL_DATA:-$DATA/eval_v1}
 OUT=${OUT:-$DATA/agnostic_v2}
 CACHE=${CACHE:-$DATA/cache_v2}
-# cache_v2 also holds build_v2's ~32 GB of mixer stems: the default 20-GB limit would evict them
+# cache_v2 also holds build_v2's mixer stems (19 GB for mixer train and valid, ~28 GB with
+# both test splits): the default 20-GB limit would evict them
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 STEPS=${STEPS:-"data train eval oracle"}
 SONGS=${SONGS:-24} VALID=${VALID:-4} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
@@ -57,6 +61,9 @@ if has train; then
 fi
 
 if has eval; then
+  if [[ ! -e $EVAL_DATA/test ]]; then
+    mkdir -p "$EVAL_DATA"; ln -sfn "$DATA/corpus/test" "$EVAL_DATA/test"; ln -sfn "$DATA/mixer_v2/valid" "$EVAL_DATA/valid"
+  fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
       "${held_flags[@]}" --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
