@@ -27,7 +27,8 @@ UP=${UP:-$DATA/upstreams_v2/f16}
 CORPUS=${CORPUS:-$DATA/corpus_v2}
 # the frozen v1 test split beside corpus v2's mixer-valid songs (the per-source best is chosen
 # there), the root build_v2's eval step makes; v1's own valid split was deleted for disk space
-EVAL_DATA=${EVAL_DATA:-$DATA/eval_v1}
+V1_ROOT=$DATA/eval_v1
+EVAL_DATA=${EVAL_DATA:-$V1_ROOT}
 OUT=${OUT:-$DATA/agnostic_v2}
 CACHE=${CACHE:-$DATA/cache_v2}
 # cache_v2 also holds build_v2's mixer stems (19 GB for mixer train and valid, ~28 GB with
@@ -61,8 +62,8 @@ if has train; then
 fi
 
 if has eval; then
-  if [[ ! -e $EVAL_DATA/test ]]; then
-    mkdir -p "$EVAL_DATA"; ln -sfn "$DATA/corpus/test" "$EVAL_DATA/test"; ln -sfn "$DATA/mixer_v2/valid" "$EVAL_DATA/valid"
+  if [[ $EVAL_DATA == "$V1_ROOT" && ! -e $V1_ROOT/test ]]; then  # as build_v2's eval step makes it; never in a root given
+    mkdir -p "$V1_ROOT"; ln -sfn "$DATA/corpus/test" "$V1_ROOT/test"; ln -sfn "$DATA/mixer_v2/valid" "$V1_ROOT/valid"
   fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
