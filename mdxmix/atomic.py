@@ -171,14 +171,20 @@ def check_name_lengths(path: Path) -> str | None:
     return None
 
 
-def check_output_file(path: Path, option: str) -> None:
-    """Fail before any work when `path` could not be written: a missing or read-only folder."""
+def check_output_file(path: Path, option: str, *, create_folder: bool = False) -> None:
+    """Fail before any work when `path` could not be written: a missing or read-only folder.
+
+    With `create_folder` a missing folder is fine as long as it can be made (as for ``--out``),
+    so ``--out results/ --plot results/sdr.png`` works before ``results/`` exists.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if not folder.is_dir():
-        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
+        if not create_folder:
+            raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+        check_output_folder(folder, option)
+    elif not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: the folder {folder} is not writable")
     reason = check_name_lengths(path)
     if reason:

@@ -312,6 +312,23 @@ def test_eval_command_end_to_end(dataset: tuple[Path, dict], tmp_path: Path) -> 
     assert len((out / "results.csv").read_text().strip().splitlines()) == 1 + 3 * 4 + 3 * 3
 
 
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_plot_may_go_into_the_out_folder_before_it_exists(dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    """The help's own example, ``--out results/ --plot results/sdr.png``, on a fresh folder."""
+    from typer.testing import CliRunner
+
+    root, _ = dataset
+    out = tmp_path / "results" / "run1"
+    res = CliRunner().invoke(
+        _app(),
+        ["eval", "--data", str(root / "data"), "--estimates", f"mine={root / 'good'}", "--metric", "global",
+         "--jobs", "1", "--out", str(out), "--plot", str(out / "sdr.png"), "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {"results.md", "results.csv", "results.json", "sdr.png"}
+    assert (out / "sdr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_eval_command_user_errors_have_no_traceback(dataset: tuple[Path, dict], tmp_path: Path, capsys) -> None:
     """The command raises; `mdxmix.cli.main` prints one line and returns the exit code."""
     from mdxmix.cli import main

@@ -153,7 +153,7 @@ def eval_command(
 ) -> None:
     """Score separated stems (SDR tables, per-track files, box plots)."""
     if plot is not None:
-        check_output_file(plot, "--plot")  # before the scoring, not after it
+        check_output_file(plot, "--plot", create_folder=True)  # before the scoring, not after it
     if out is not None:
         check_output_folder(out, "--out")
     request = _request(data, split, estimates, upstream, select_split, rules, checkpoint, metric, backend, jobs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..stems import STEMS
 from .dataset import EvaluationError
 from .report import METRIC_TITLES, Results
@@ -56,7 +57,7 @@ def plot_boxes(results: Results, path: str | Path, metric: str | None = None) ->
     fig.suptitle(METRIC_TITLES[metric].replace(" [dB]", "") + " — per-track values")
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI)
+    with atomic_path(out) as tmp:  # an interrupted run leaves no half-written PNG
+        fig.savefig(tmp, dpi=DPI, format=out.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
     return out
