@@ -237,7 +237,13 @@ def test_the_command_line_puts_torch_tensors_on_huge_pages_unless_told_not_to(tm
 
 def test_reading_a_cached_entry_block_by_block_does_not_keep_it_in_memory(tmp_path):
     """A second run reads upstream stems from the memory-mapped cache entry: the pages of blocks already
-    mixed are handed back, so a 300-s entry (202 MiB) read in 60-s blocks holds about one block."""
+    mixed are handed back, so a 300-s entry (202 MiB) read in 60-s blocks holds about one block.
+
+    One block of X (mixture and four stems, 10 channels of float32) is 101 MiB; the peak adds
+    the block's mapped pages before they are handed back: 101-121 MiB in six runs here. Without
+    the hand-back the growth was 222-266 MiB, so 160 MiB separates the two with room either side
+    (the bound of 120 failed a CI run at 121 MiB).
+    """
     growth = _peak_growth_mib("""
         import numpy as np, torch
         from mdxmix.cache import StemCache, audio_key
@@ -265,7 +271,7 @@ def test_reading_a_cached_entry_block_by_block_does_not_keep_it_in_memory(tmp_pa
             source.read(start, min(frames, start + (1 << 17)))
         print(rss() - before)
     """, tmp_path)
-    assert growth < 120, f"peak RSS grew by {growth:.0f} MiB while reading a 202-MiB entry"
+    assert growth < 160, f"peak RSS grew by {growth:.0f} MiB while reading a 202-MiB entry"
 
 
 def test_memory_an_upstream_freed_goes_back_to_the_system(tmp_path):
