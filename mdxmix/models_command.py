@@ -43,6 +43,19 @@ def _table(title: str, rows: list[dict]):
     return table
 
 
+LINE_FIELDS = ("name", "registry", "status", "size", "mixer", "takes", "upstreams", "description")
+
+
+def _print_lines(rows: list[dict]) -> None:
+    """What `cut -f`, `awk -F'\\t'` and `grep` want: a header, then a line per checkpoint."""
+    print("\t".join(LINE_FIELDS) + "\tdefault")
+    for row in rows:
+        values = {**row, "upstreams": ",".join(row.get("upstreams", [])),
+                  "description": row["description"] or (row["location"] if row["registry"] == "user" else "")}
+        fields = [" ".join(str(values.get(f) or "").split()) for f in LINE_FIELDS]  # no tabs or newlines inside
+        print("\t".join(fields + ["yes" if row["default"] else "no"]))
+
+
 @models_app.callback()
 def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List registered checkpoints, where they live, and the upstream models each needs."""
@@ -52,9 +65,12 @@ def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    console = Console()
     bundled = [r for r in rows if r["registry"] == "bundled"]
     user = [r for r in rows if r["registry"] == "user"]
+    if not sys.stdout.isatty():  # piped: one tab-separated line per checkpoint, not a table squeezed to 80 columns
+        _print_lines(bundled + user)
+        return
+    console = Console()
     if bundled:
         console.print(_table("bundled checkpoints", bundled))
     else:

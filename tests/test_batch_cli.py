@@ -125,6 +125,14 @@ def test_cache_command_and_models_listing(tmp_path):
     cleared = json.loads(run("cache", "--cache-dir", "c", "--clear", "--json", cwd=tmp_path).stdout)
     assert cleared["cleared"] and list((tmp_path / "c").iterdir()) == []  # entries go; the folder named by the user stays
     assert run("models", "--json", cwd=tmp_path).returncode == 0
+    # piped (as here): a header and one tab-separated line per checkpoint, whatever the terminal width
+    lines = [line.split("\t") for line in run("models", cwd=tmp_path).stdout.decode().splitlines()]
+    assert lines[0] == ["name", "registry", "status", "size", "mixer", "takes", "upstreams", "description", "default"]
+    assert all(len(line) == 9 for line in lines)
+    registry = json.loads((Path(__file__).resolve().parents[1] / "weights" / "registry.json").read_text())
+    rows = {line[0]: line for line in lines[1:]}
+    assert set(registry["checkpoints"]) <= set(rows) and rows[registry["default"]][8] == "yes"
+    assert rows[registry["default"]][7] == registry["checkpoints"][registry["default"]]["description"]
 
 
 def test_inspect_writes_weights_csv_and_plot(tmp_path, ckpt):

@@ -67,3 +67,18 @@ def test_the_default_is_the_mixer_size_with_the_lowest_valid_loss(runs, model_di
     _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer_small" / "best.safetensors", 0.031, "other")
     with pytest.raises(SystemExit, match="do not compare"):
         bundle(runs, model_dir, tmp_path / "weights", "a test corpus", prune=False)
+
+
+def test_the_previous_default_stays_registered_under_a_new_name(runs, model_dir, tmp_path):
+    """`--keep-previous`: the old default and its upstreams survive --prune, pinned as before."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    bundle(runs, model_dir, weights, "corpus one", prune=True)
+    first = file_sha256(weights / "mdxmix-default.safetensors")
+    _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer" / "best.safetensors", 0.02)
+    registry = bundle(runs, model_dir, weights, "corpus two", prune=True, previous="mdxmix-v1")
+    kept = registry["checkpoints"]["mdxmix-v1"]
+    assert kept["file"] == "mdxmix-v1.safetensors" and kept["sha256"] == first == file_sha256(weights / kept["file"])
+    assert kept["description"].startswith("The previous default: MDX-Mixer") and "corpus one" in kept["description"]
+    assert registry["checkpoints"]["mdxmix-default"]["sha256"] != first and registry["default"] == "mdxmix-default"
+    assert (weights / "tiny_hdemucs.safetensors").is_file()

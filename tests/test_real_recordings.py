@@ -53,8 +53,12 @@ def test_the_stems_of_every_real_recording_add_back_to_it(separated):
 
 def test_real_recordings_mostly_land_in_their_own_stem(separated):
     right = {clip.file: _shares(separated[clip.file][1])[clip.stem] for clip in CLIPS}
-    assert np.mean(list(right.values())) >= 0.40, right
-    # The clearest cases, each well above chance (25 %): a solo choir and the Amen break. Guitars
-    # are the known weakness (most of a slide guitar goes to vocals today), so they set no floor.
-    assert right["ambi_choir.flac"] >= 0.8, right
-    assert right["loop_amen_full.flac"] >= 0.5, right
+    # 4-s clips, corpus-v2 default: mean 49 %, Amen 95 %, tabla 96 %, choir 100 %, guitar fifths
+    # 65 %. The floors sit a few points under, so numerics cannot trip them but a regression does.
+    assert np.mean(list(right.values())) >= 0.45, right
+    # The clearest cases, each well above chance (25 %). A slide guitar, guitar harmonics and a
+    # low piano chord are the known weakness (vocals and bass take them today): no floor.
+    assert right["ambi_choir.flac"] >= 0.9, right
+    assert right["loop_amen_full.flac"] >= 0.85, right
+    assert right["loop_tabla.flac"] >= 0.85, right
+    assert right["guit_e_fifths.flac"] >= 0.5, right
