@@ -19,8 +19,8 @@
 #           MDX-Mixer, the 1x1 conv, the upstreams and every fixed ensemble
 #
 # bundle    (only when asked for: STEPS=bundle) copy the 1x1 conv, the MDX-Mixer size with the
-#           lower valid L1, and their float16 upstreams
-#           into weights/, pin them in weights/registry.json and remove the v1 files there
+#           lower valid L1, and their float16 upstreams into weights/, pin them in
+#           weights/registry.json, keep the v1 default as mdxmix-v1 and remove the v1 conv
 # consistency (after bundle, when asked for) the bundled default on the mixer-valid songs under
 #           each mixture-consistency mode, to choose the default mode on valid again
 #
@@ -115,7 +115,10 @@ print(best_run(Path(sys.argv[1]), "mdxmixer*"))' "$RUNS")
 fi
 
 if has bundle; then
-  $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune
+  # The v1 default stays registered as mdxmix-v1: its upstreams are train_v2.sh's --init and
+  # part of the agnostic mixer's pool, and its README numbers stay reproducible by name.
+  $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune \
+      --keep-previous mdxmix-v1
 fi
 
 if has consistency; then

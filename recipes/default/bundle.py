@@ -11,7 +11,9 @@ copied beside them. Every file is pinned by its sha256 in `weights/registry.json
 `mdxmix` checks on load; the descriptions are written from the checkpoints themselves.
 `--prune` deletes the .safetensors files in weights/ that no registered checkpoint uses any
 more (an earlier default's upstreams), so the folder holds one generation; git history keeps
-the rest.
+the rest. `--keep-previous NAME` first renames the current default to NAME and keeps it
+registered with its upstreams, so its results stay reproducible by name (`mdxmix -c NAME`) and
+recipes that start from its upstreams (`train_v2.sh --init`, the agnostic pool) still find them.
 """
 
 from __future__ import annotations
@@ -67,9 +69,29 @@ def copy_shared(source: Path, target: Path) -> None:
     target.chmod(0o644)
 
 
-def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: bool) -> dict:
+def keep_previous(weights: Path, name: str) -> tuple[dict, set[str]]:
+    """The current default renamed to `name`: its registry entry and the files it needs.
+
+    Its upstreams keep their file names (the checkpoint pins them by name and sha256), so the
+    new generation's upstreams must be named differently (the corpus-v2 ones end in -v2).
+    """
+    old = json.loads((weights / "registry.json").read_text())
+    entry = dict(old["checkpoints"][old["default"]])
+    target = weights / f"{name}.safetensors"
+    if target.exists() and file_sha256(target) != entry["sha256"]:
+        raise SystemExit(f"{target} exists and is not the current default; pick another --keep-previous name")
+    (weights / entry["file"]).replace(target)
+    entry["file"] = target.name
+    entry["description"] = f"The previous default: {entry['description']}"
+    files = {target.name} | {spec.model for spec in read_meta(target).upstreams}
+    return entry, files
+
+
+def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: bool,
+           previous: str | None = None) -> dict:
     registry = {"format_version": 1, "default": "mdxmix-default", "checkpoints": {}}
     used: set[str] = {"registry.json"}
+    kept = keep_previous(weights, previous) if previous else None
     for name, run in ENTRIES.items():
         target = weights / f"{name}.safetensors"
         copy_shared(best_run(runs, run), target)
@@ -78,11 +100,16 @@ def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: b
             upstream = upstreams / spec.model
             if file_sha256(upstream) != spec.sha256:
                 raise SystemExit(f"{upstream} is not the file {name} was trained with")
+            if kept and spec.model in kept[1] and file_sha256(weights / spec.model) != spec.sha256:
+                raise SystemExit(f"{spec.model}: the kept default uses another file of that name; rename the new one")
             copy_shared(upstream, weights / spec.model)
             used.add(spec.model)
         used.add(target.name)
         registry["checkpoints"][name] = {"file": target.name, "sha256": file_sha256(target),
                                          "description": describe(meta, trained_on)}
+    if kept:
+        registry["checkpoints"][previous] = kept[0]
+        used |= kept[1]
     (weights / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
     if prune:
         for stale in sorted(p for p in weights.glob("*.safetensors") if p.name not in used):
@@ -98,8 +125,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=Path("weights"))
     parser.add_argument("--trained-on", default="the rendered corpus", help="what the upstreams were trained on, for the descriptions")
     parser.add_argument("--prune", action="store_true", help="delete weights/*.safetensors no registered checkpoint uses")
+    parser.add_argument("--keep-previous", metavar="NAME", help="keep the current default registered under this name")
     args = parser.parse_args()
-    print(json.dumps(bundle(args.runs, args.upstreams, args.weights, args.trained_on, args.prune), indent=2))
+    print(json.dumps(bundle(args.runs, args.upstreams, args.weights, args.trained_on, args.prune, args.keep_previous),
+                     indent=2))
 
 
 if __name__ == "__main__":
