@@ -93,6 +93,7 @@ if has mixers; then
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done  # set -e: a failed run stops the script here
+  $PY recipes/default/plot_mixer_curves.py "$RUNS"/* --out recipes/default/mixer_curves_v2.png
 fi
 
 if has eval; then
@@ -119,6 +120,7 @@ if has bundle; then
   # part of the agnostic mixer's pool, and its README numbers stay reproducible by name.
   $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune \
       --keep-previous mdxmix-v1
+  $MDX inspect examples/demo.wav --no-cache --plot recipes/default/demo_weights.png --csv "$DATA/demo_weights_v2.csv"
 fi
 
 if has consistency; then
