@@ -240,7 +240,7 @@ def test_reading_a_cached_entry_block_by_block_does_not_keep_it_in_memory(tmp_pa
     mixed are handed back, so a 300-s entry (202 MiB) read in 60-s blocks holds about one block.
 
     One block of X (mixture and four stems, 10 channels of float32) is 101 MiB; the peak adds
-    the block's mapped pages before they are handed back: 101-121 MiB in six runs here. Without
+    the block's mapped pages before they are handed back: 101-121 MiB in four runs here. Without
     the hand-back the growth was 222-266 MiB, so 160 MiB separates the two with room either side
     (the bound of 120 failed a CI run at 121 MiB).
     """
