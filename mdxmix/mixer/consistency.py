@@ -93,12 +93,13 @@ def _spectral_share(per_stem: Tensor, residual: Tensor) -> Tensor:
 
     power = stft(per_stem).abs().pow(2).reshape(batch, n_stems, n_audio, *_spec_shape(n_fft, hop, length))
     spec_residual = stft(residual).reshape(batch, 1, n_audio, *power.shape[-2:])
-    shared = _normalised_share(power) * spec_residual
-    out = torch.istft(shared.reshape(-1, *power.shape[-2:]), n_fft, hop, window=window, center=True,
-                      length=length)
-    out = out.reshape(batch, n_stems, n_audio, length).to(per_stem.dtype)
-    # The iSTFT is exact only up to float rounding: put what is left of the residual evenly.
-    return out + (residual - out.sum(dim=1)).unsqueeze(1) / n_stems
+    # The shares sum to one in every bin and the iSTFT is linear, so the last stem's part is the
+    # residual minus the others': one iSTFT fewer (a quarter of this step's iSTFT time), and the
+    # parts add up to the residual exactly rather than up to the iSTFT's rounding.
+    shared = _normalised_share(power)[:, :-1] * spec_residual
+    head = torch.istft(shared.reshape(-1, *power.shape[-2:]), n_fft, hop, window=window, center=True,
+                       length=length).reshape(batch, n_stems - 1, n_audio, length).to(per_stem.dtype)
+    return torch.cat([head, residual.unsqueeze(1) - head.sum(dim=1, keepdim=True)], dim=1)
 
 
 def _spec_shape(n_fft: int, hop: int, length: int) -> tuple[int, int]:
