@@ -82,3 +82,22 @@ def test_the_previous_default_stays_registered_under_a_new_name(runs, model_dir,
     assert kept["description"].startswith("The previous default: MDX-Mixer") and "corpus one" in kept["description"]
     assert registry["checkpoints"]["mdxmix-default"]["sha256"] != first and registry["default"] == "mdxmix-default"
     assert (weights / "tiny_hdemucs.safetensors").is_file()
+
+
+def test_mixer_curves_read_a_resumed_run_once_per_epoch(tmp_path):
+    """plot_mixer_curves: a resumed run logs an epoch again; the last line wins, segments add up."""
+    pytest.importorskip("matplotlib")  # the recipe draws with it
+    from plot_mixer_curves import plot, read_epochs
+
+    run = tmp_path / "mdxmixer_small"
+    run.mkdir()
+    lines = [{"epoch": 1, "train_loss": 0.2, "valid_loss": 0.19, "segments": 2400},
+             {"epoch": 2, "train_loss": 0.18, "valid_loss": 0.185, "segments": 2400},
+             {"epoch": 2, "train_loss": 0.17, "valid_loss": 0.18, "segments": 2400},  # the epoch again after a stop
+             {"event": "not an epoch"},
+             {"epoch": 3, "train_loss": 0.16, "valid_loss": 0.181, "segments": 1200}]
+    (run / "log.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    epochs = read_epochs(run)
+    assert [(e["epoch"], e["seen"], e["valid_loss"]) for e in epochs] == [(1, 2400, 0.19), (2, 4800, 0.18), (3, 6000, 0.181)]
+    plot([run], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
