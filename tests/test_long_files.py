@@ -181,7 +181,13 @@ def test_a_16_bit_song_is_held_as_int16_with_the_same_values_key_and_stems(tmp_p
 
 def test_reading_a_16_bit_song_compactly_holds_half_of_it(tmp_path):
     """Read, hash and normalise a 300-s song as float32 and as int16 in two fresh processes: the compact one
-    peaks lower by at least a third of the float32 size (it saves half of it, less allocator noise)."""
+    peaks lower by at least a sixth of the float32 size (101 MiB).
+
+    Measured here: float32 117 MiB every time; int16 59 MiB after reading, 73-81 MiB at the peak
+    (hashing converts a piece at a time), and 92 MiB in two test runs of six (allocator noise).
+    A compact read that kept a float32 copy would peak at 117 MiB or more, so the bound
+    (117 - 17 = 100 MiB) sits between; a third (83 MiB) failed on that noise.
+    """
     seconds = 300
     wave = (0.1 * np.sin(np.arange(seconds * RATE) / 7.0)).astype(np.float32)
     sf.write(tmp_path / "long.wav", np.stack([wave, -wave], 1), RATE, subtype="PCM_16")
@@ -198,7 +204,7 @@ def test_reading_a_16_bit_song_compactly_holds_half_of_it(tmp_path):
     """
     plain = _peak_growth_mib(code.replace("COMPACT", "False"), tmp_path)
     compact = _peak_growth_mib(code.replace("COMPACT", "True"), tmp_path)
-    assert compact < plain - float_mib / 3, f"peak RSS grew by {compact:.0f} MiB (int16) and {plain:.0f} MiB (float32)"
+    assert compact < plain - float_mib / 6, f"peak RSS grew by {compact:.0f} MiB (int16) and {plain:.0f} MiB (float32)"
 
 
 def test_the_next_blocks_upstreams_run_beside_only_the_tail_of_the_last_block():
