@@ -28,6 +28,11 @@ models_app = typer.Typer(
 )
 
 
+def _description(row: dict) -> str:
+    """The registry's description; for a user's entry without one, where it lives."""
+    return row["description"] or (row["location"] if row["registry"] == "user" else "")
+
+
 def _table(title: str, rows: list[dict]):
     from rich.table import Table
 
@@ -36,7 +41,7 @@ def _table(title: str, rows: list[dict]):
     for column in ("name", "status", "size", "mixer", "takes", "upstreams", "description"):
         table.add_column(column, no_wrap=column in ("name", "status", "size", "mixer"))
     for row in rows:
-        description = row["description"] or (row["location"] if row["registry"] == "user" else "")
+        description = _description(row)
         table.add_row(row["name"] + (" (default)" if row["default"] else ""), row["status"], row["size"],
                       row.get("mixer", "?"), takes.get(row.get("takes", ""), "?"),
                       "\n".join(row.get("upstreams", [])) or "?", description)
@@ -50,8 +55,7 @@ def _print_lines(rows: list[dict]) -> None:
     """What `cut -f`, `awk -F'\\t'` and `grep` want: a header, then a line per checkpoint."""
     print("\t".join(LINE_FIELDS) + "\tdefault")
     for row in rows:
-        values = {**row, "upstreams": ",".join(row.get("upstreams", [])),
-                  "description": row["description"] or (row["location"] if row["registry"] == "user" else "")}
+        values = {**row, "upstreams": ",".join(row.get("upstreams", [])), "description": _description(row)}
         fields = [" ".join(str(values.get(f) or "").split()) for f in LINE_FIELDS]  # no tabs or newlines inside
         print("\t".join(fields + ["yes" if row["default"] else "no"]))
 
