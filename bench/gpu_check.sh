@@ -4,6 +4,9 @@
 #   bash bench/gpu_check.sh            # on the GPU machine (mdxmix installed, torch with CUDA)
 #   bash bench/gpu_check.sh --cpu      # dry run on this CPU with tiny inputs (DEVICE=cpu does the same)
 #
+# The tree is larger than the device tool sends: run `bash bench/device_tree.sh fit` here first
+# and `bash bench/device_tree.sh restore` after (see that script).
+#
 # Installs nothing. Every step runs under `timeout`; a failing step is logged and the next
 # one runs. Everything goes to $OUT/log.txt; $OUT/steps.jsonl has one line per step
 # (name, exit code, seconds) and $OUT/bench.jsonl the bench rows; $OUT/summary.json joins them.
@@ -119,7 +122,11 @@ step command-default 60 bench --only command:default --durations "$CMD"
 step command-profile 60 command_profile
 step mixer-alone-fp32 90 bench --only "mixer:tiny$PAPER" --durations "$LONG"
 step mixer-alone-bf16 60 bench --only "mixer:tiny$PAPER" --durations "$LONG" --precision bf16
-step suite 240 $PY -m pytest -q -p no:cacheprovider -m "not gpu" --durations=8 $SUITE
+# `bash bench/device_tree.sh fit` leaves mdxmix-v1's files behind (the tree must fit 64 MiB):
+# the one test that checks every bundled file's hash cannot pass without them
+KEEP_OUT=()
+[ -f weights/mdxmix-v1.safetensors ] || KEEP_OUT=(--deselect tests/test_default.py::test_registry_pins_every_bundled_file_and_names_a_default)
+step suite 240 $PY -m pytest -q -p no:cacheprovider -m "not gpu" --durations=8 "${KEEP_OUT[@]}" $SUITE
 step cli-tests-cuda-visible 60 env MDXMIX_TEST_KEEP_THREADS=1 $PY -m pytest -q -p no:cacheprovider tests/test_cli.py
 step cli-tests-fixed 60 $PY -m pytest -q -p no:cacheprovider tests/test_cli.py
 step jobs 120 jobs_compare
