@@ -17,12 +17,14 @@ Each measurement runs in a fresh subprocess so that its peak resident memory
   `inside_s` what the command reports for the song itself.
 
 Pipeline rows also give `upstream_s` (time inside the upstreams' `separate`) and
-`pipeline_over_upstream`. With prefetch on (the GPU default) upstreams run beside the
+`pipeline_over_upstream`. `--checkpoint` and `--consistency` choose what the `default`
+rows run (the bundled default and its own mode unless given). With prefetch on (the GPU default) upstreams run beside the
 mixer, so that ratio can go below 1.
 
     .venv/bin/python bench/pipeline_bench.py                       # 60 s and 600 s, tiny and small; paper on 60 s
     .venv/bin/python bench/pipeline_bench.py --only command:default,pipeline:default --durations 200
     .venv/bin/python bench/pipeline_bench.py --device cuda --precision bf16 --json
+    .venv/bin/python bench/pipeline_bench.py --only pipeline:default --checkpoint mdxmix-conv1x1 --consistency none
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ import json, resource, sys, time, torch
 from pathlib import Path
 from mdxmix.mixer import MDXMixer, MDXMixerConfig
 from mdxmix.mixer.engine import mix_stream
-stage, preset, seconds, device, batch, precision, prefetch, workdir, song = sys.argv[1:10]
+stage, preset, seconds, device, batch, precision, prefetch, workdir, song, checkpoint, consistency = sys.argv[1:12]
+consistency = None if consistency == "-" else consistency
 seconds, batch = float(seconds), int(batch) or None
 prefetch = {"auto": None, "on": True, "off": False}[prefetch]
 torch.manual_seed(0)
@@ -77,7 +80,8 @@ else:
         audio, rate = sf.read(song, dtype="float32", always_2d=True)
         mixture = torch.from_numpy(audio.T.copy())[:, :n]
         assert rate == 44100 and mixture.shape[-1] == n
-        sep = Separator("default", device=device, batch_size=batch, precision=precision, prefetch=prefetch)
+        sep = Separator(checkpoint, device=device, batch_size=batch, precision=precision, prefetch=prefetch,
+                        consistency=consistency)
     else:
         from demucs.hdemucs import HDemucs
         from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
@@ -111,7 +115,7 @@ else:
     sync()
     elapsed = time.perf_counter() - start
     result = {"upstream_s": round(sum(upstream_s.values()), 2), "per_upstream_s": {k: round(v, 2) for k, v in upstream_s.items()},
-              "batch": sep.batch_size, "prefetch": sep.prefetch}
+              "batch": sep.batch_size, "prefetch": sep.prefetch, "checkpoint": sep.name, "consistency": sep.consistency}
 assert total == n
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if device.startswith("cuda"):
@@ -138,7 +142,8 @@ def run_child(stage: str, preset: str, seconds: float, args: argparse.Namespace)
     with tempfile.TemporaryDirectory() as work:
         song = looped_demo(seconds, Path(work)) if preset == "default" else Path(work) / "none"
         done = subprocess.run([sys.executable, "-c", CHILD, stage, preset, str(seconds), args.device, str(args.batch),
-                               args.precision, args.prefetch, work, str(song)], capture_output=True, text=True)
+                               args.precision, args.prefetch, work, str(song), args.checkpoint, args.consistency or "-"],
+                              capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{stage}/{preset}/{seconds}s failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -149,7 +154,9 @@ def run_command(seconds: float, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as work:
         song = looped_demo(seconds, Path(work))
         command = [sys.executable, "-m", "mdxmix", str(song), "-o", str(Path(work) / "out"), "--no-cache", "--json",
-                   "--device", args.device, "--precision", args.precision]
+                   "--device", args.device, "--precision", args.precision, "--checkpoint", args.checkpoint]
+        if args.consistency:
+            command += ["--consistency", args.consistency]
         if args.batch:
             command += ["--batch-size", str(args.batch)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -162,7 +169,7 @@ def run_command(seconds: float, args: argparse.Namespace) -> dict:
             raise RuntimeError(f"command failed:\n{done.stderr[-2000:]}")
         record = json.loads(done.stdout.strip().splitlines()[-1])
         outputs = sum(Path(p).stat().st_size for p in record["outputs"].values())
-    return {"stage": "command", "preset": "default", "audio_s": seconds, "device": record.get("device", args.device),
+    return {"stage": "command", "preset": "default", "checkpoint": args.checkpoint, "audio_s": seconds, "device": record.get("device", args.device),
             "precision": args.precision, "seconds": round(elapsed, 2), "inside_s": record["seconds"],
             "user_s": round(after.ru_utime - before.ru_utime, 1), "sys_s": round(after.ru_stime - before.ru_stime, 1),
             "peak_rss_mib": round(after.ru_maxrss / 1024), "output_mb": round(outputs / 1e6, 1), "upstream_s": None}
@@ -177,6 +184,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="segments per batch (0: the Separator's default for the device)")
     parser.add_argument("--prefetch", default="auto", choices=["auto", "on", "off"], help="upstreams of the next block beside the mixer")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--checkpoint", default="default",
+                        help="the checkpoint of the pipeline:default and command:default rows (a registered name or a file)")
+    parser.add_argument("--consistency", default=None, help="their --consistency mode (default: the checkpoint's)")
     parser.add_argument("--json", action="store_true", help="print only JSON lines, one per row (no table)")
     parser.add_argument("--only", default=None,
                         help="comma-separated STAGE:PRESET rows, e.g. mixer:tiny,pipeline:tiny,pipeline:default,command:default")
