@@ -84,6 +84,24 @@ def test_the_previous_default_stays_registered_under_a_new_name(runs, model_dir,
     assert (weights / "tiny_hdemucs.safetensors").is_file()
 
 
+def test_registered_entries_can_be_kept_through_a_new_bundle(runs, model_dir, tmp_path):
+    """`--keep`: an older generation stays registered, files and pins unchanged, through --prune."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    bundle(runs, model_dir, weights, "corpus one", prune=True)
+    registry = bundle(runs, model_dir, weights, "corpus two", prune=True, previous="mdxmix-v1")
+    v1 = registry["checkpoints"]["mdxmix-v1"]
+    _with_valid_loss(model_dir / "tiny_mdx.safetensors", runs / "mdxmixer" / "best.safetensors", 0.01)
+    again = bundle(runs, model_dir, weights, "corpus two, both styles", prune=True, previous="mdxmix-v2", keep=["mdxmix-v1"])
+    assert again["checkpoints"]["mdxmix-v1"] == v1 and file_sha256(weights / v1["file"]) == v1["sha256"]
+    assert set(again["checkpoints"]) == {"mdxmix-default", "mdxmix-conv1x1", "mdxmix-v1", "mdxmix-v2"}
+    assert "both styles" in again["checkpoints"]["mdxmix-default"]["description"]
+    with pytest.raises(SystemExit, match="not registered"):
+        bundle(runs, model_dir, weights, "corpus two", prune=False, keep=["mdxmix-v0"])
+    with pytest.raises(SystemExit, match="replaces"):
+        bundle(runs, model_dir, weights, "corpus two", prune=False, keep=["mdxmix-default"])
+
+
 def test_mixer_curves_read_a_resumed_run_once_per_epoch(tmp_path):
     """plot_mixer_curves: a resumed run logs an epoch again; the last line wins, segments add up."""
     pytest.importorskip("matplotlib")  # the recipe draws with it

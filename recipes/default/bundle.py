@@ -14,6 +14,8 @@ more (an earlier default's upstreams), so the folder holds one generation; git h
 the rest. `--keep-previous NAME` first renames the current default to NAME and keeps it
 registered with its upstreams, so its results stay reproducible by name (`mdxmix -c NAME`) and
 recipes that start from its upstreams (`train_v2.sh --init`, the agnostic pool) still find them.
+`--keep NAME` (repeatable) carries an entry that is already registered, and its files, over
+unchanged: a default rebuilt from the same upstreams keeps the older generations registered.
 """
 
 from __future__ import annotations
@@ -87,10 +89,30 @@ def keep_previous(weights: Path, name: str) -> tuple[dict, set[str]]:
     return entry, files
 
 
+def keep_registered(weights: Path, names: list[str]) -> tuple[dict, set[str]]:
+    """The registered entries `names`, unchanged, and the files they need (checked against their pins)."""
+    registry = json.loads((weights / "registry.json").read_text())
+    old = registry["checkpoints"]
+    entries, files = {}, set()
+    for name in names:
+        if name not in old:
+            raise SystemExit(f"--keep {name}: not registered in {weights / 'registry.json'}")
+        if name == registry["default"] or old[name]["file"] in {f"{n}.safetensors" for n in ENTRIES}:
+            raise SystemExit(f"--keep {name}: it is the current default or baseline, which this bundle replaces "
+                             "(use --keep-previous to keep the default under a new name)")
+        entry = old[name]
+        if file_sha256(weights / entry["file"]) != entry["sha256"]:
+            raise SystemExit(f"--keep {name}: {entry['file']} is not the file its entry pins")
+        entries[name] = entry
+        files |= {entry["file"]} | {spec.model for spec in read_meta(weights / entry["file"]).upstreams}
+    return entries, files
+
+
 def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: bool,
-           previous: str | None = None) -> dict:
+           previous: str | None = None, keep: list[str] | None = None) -> dict:
     registry = {"format_version": 1, "default": "mdxmix-default", "checkpoints": {}}
     used: set[str] = {"registry.json"}
+    carried = keep_registered(weights, keep) if keep else None
     kept = keep_previous(weights, previous) if previous else None
     for name, run in ENTRIES.items():
         target = weights / f"{name}.safetensors"
@@ -110,6 +132,9 @@ def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: b
     if kept:
         registry["checkpoints"][previous] = kept[0]
         used |= kept[1]
+    if carried:
+        registry["checkpoints"].update(carried[0])
+        used |= carried[1]
     (weights / "registry.json").write_text(json.dumps(registry, indent=2) + "\n")
     if prune:
         for stale in sorted(p for p in weights.glob("*.safetensors") if p.name not in used):
@@ -126,9 +151,11 @@ def main() -> None:
     parser.add_argument("--trained-on", default="the rendered corpus", help="what the upstreams were trained on, for the descriptions")
     parser.add_argument("--prune", action="store_true", help="delete weights/*.safetensors no registered checkpoint uses")
     parser.add_argument("--keep-previous", metavar="NAME", help="keep the current default registered under this name")
+    parser.add_argument("--keep", metavar="NAME", action="append", default=[],
+                        help="keep this registered (non-default) entry and its files as they are; repeatable")
     args = parser.parse_args()
-    print(json.dumps(bundle(args.runs, args.upstreams, args.weights, args.trained_on, args.prune, args.keep_previous),
-                     indent=2))
+    print(json.dumps(bundle(args.runs, args.upstreams, args.weights, args.trained_on, args.prune, args.keep_previous,
+                            args.keep), indent=2))
 
 
 if __name__ == "__main__":
