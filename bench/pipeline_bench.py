@@ -17,9 +17,9 @@ Each measurement runs in a fresh subprocess so that its peak resident memory
   `inside_s` what the command reports for the song itself.
 
 Pipeline rows also give `upstream_s` (time inside the upstreams' `separate`) and
-`pipeline_over_upstream`. `--checkpoint` and `--consistency` choose what the `default`
-rows run (the bundled default and its own mode unless given). With prefetch on (the GPU default) upstreams run beside the
-mixer, so that ratio can go below 1.
+`pipeline_over_upstream`. With prefetch on (the GPU default) upstreams run beside the
+mixer, so that ratio can go below 1. `--checkpoint` and `--consistency` choose what the
+`default` rows run (the bundled default and its own mode unless given).
 
     .venv/bin/python bench/pipeline_bench.py                       # 60 s and 600 s, tiny and small; paper on 60 s
     .venv/bin/python bench/pipeline_bench.py --only command:default,pipeline:default --durations 200
