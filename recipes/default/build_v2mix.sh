@@ -18,8 +18,10 @@
 #         never heard by the upstreams) and every v1 train song; valid: build_v2's 8
 #         mixer-valid songs and every v1 valid song (names prefixed "v1 ")
 # mixers  1x1 conv and the tiny MDX-Mixer, the hyper-parameters of build_v2.sh
-# eval    museval on the frozen v1 test split and the v2 test split, the two new mixers only
-#         (the upstreams and ensembles are build_v2's eval tables, same songs and files)
+# eval    museval on the valid songs of both styles (the new mixers beside the bundled default
+#         and 1x1 conv: the choice), then on the frozen v1 test split and the v2 test split, the
+#         two new mixers only (the upstreams and ensembles are build_v2's eval tables, same
+#         songs and files)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -76,13 +78,20 @@ if has mixers; then
 fi
 
 if has eval; then
+  # named links: a table row is named after its checkpoint file
+  ln -sfn "$RUNS/mdxmixer_tiny/best.safetensors" "$RUNS/v2mix-tiny.safetensors"
+  ln -sfn "$RUNS/conv1x1/best.safetensors" "$RUNS/v2mix-conv1x1.safetensors"
+  # valid first (both styles): the new mixers beside the bundled ones, to choose on valid
+  $MDX eval --data "$ROOT" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
+      --checkpoint default --checkpoint mdxmix-conv1x1 --checkpoint "$RUNS/v2mix-tiny.safetensors" \
+      --checkpoint "$RUNS/v2mix-conv1x1.safetensors" --out "$DATA/results_v2mix/valid"
   mkdir -p "$DATA/eval_v1"
   ln -sfn "$DATA/corpus/test" "$DATA/eval_v1/test"
   ln -sfn "$MIX/valid" "$DATA/eval_v1/valid"
   for split in v1:$DATA/eval_v1 v2:$MIX; do
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-        --checkpoint "$RUNS/mdxmixer_tiny/best.safetensors" --checkpoint "$RUNS/conv1x1/best.safetensors" \
+        --checkpoint "$RUNS/v2mix-tiny.safetensors" --checkpoint "$RUNS/v2mix-conv1x1.safetensors" \
         --out "$DATA/results_v2mix/$name-test"
   done
 fi
