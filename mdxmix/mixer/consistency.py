@@ -25,9 +25,12 @@ from ..stems import AUDIO_CHANNELS, STEMS
 
 CONSISTENCY_MODES: tuple[str, ...] = ("none", "even", "energy", "spectral")
 
-# STFT of the spectral mode: 4096/1024 at 44.1 kHz (93 ms frames), a common separation framing.
+# STFT of the spectral mode: 4096-point frames (93 ms at 44.1 kHz), half overlapping. A hop of
+# 1024 gave the same SDR on the mixer-valid songs (5.53 dB both, drums 6.72 against 6.71) and cost
+# twice the transforms: on a 3-minute song on a 2-core CPU the pipeline took 1.92x its upstreams
+# with it and 1.70x with 2048.
 SPECTRAL_FFT = 4096
-SPECTRAL_HOP = 1024
+SPECTRAL_HOP = 2048
 _EPS = 1e-12
 
 
