@@ -20,6 +20,7 @@
 # POOL and HELD are space-separated upstream specs; everything lives under OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/default/v2_common.sh
 MDX=${MDX:-.venv/bin/mdxmix}
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-/work/data}
@@ -40,7 +41,6 @@ POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs1
 [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
 RUN=$OUT/runs/lofo
-has() { [[ " $STEPS " == *" $1 "* ]]; }
 flags() { local flag=$1; shift; for spec in "$@"; do printf '%s\n%s\n' "$flag" "$spec"; done; }
 mapfile -t pool_flags < <(flags --upstream $POOL)
 mapfile -t held_flags < <(flags --with-upstream $HELD)
@@ -63,7 +63,7 @@ fi
 
 if has eval; then
   if [[ $EVAL_DATA == "$V1_ROOT" && ! -e $V1_ROOT/test ]]; then  # as build_v2's eval step makes it; never in a root given
-    mkdir -p "$V1_ROOT"; ln -sfn "$DATA/corpus/test" "$V1_ROOT/test"; ln -sfn "$DATA/mixer_v2/valid" "$V1_ROOT/valid"
+    link_v1_eval_root "$V1_ROOT" "$DATA" "$DATA/mixer_v2/valid"
   fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \

@@ -28,6 +28,7 @@
 # deliberate step, run once the numbers are final (each weights file is committed once).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/default/v2_common.sh
 PY=${PY:-.venv/bin/python}
 MDX=${MDX:-.venv/bin/mdxmix}
 DATA=${DATA:-/work/data}
@@ -40,17 +41,13 @@ RUNS=$DATA/runs_v2
 # The mixers train on the float16 copies, the files that get bundled (a checkpoint pins
 # its upstreams by sha256); the upstreams step measures that float16 changes < 0.01 dB.
 F16=$UP/f16
-UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v2.safetensors"
-           --upstream "spectral-file:$F16/spectral4-v2.safetensors"
-           --upstream "spectral-file:$F16/spectral_vocals-v2.safetensors:vocals")
+mapfile -t UPSTREAMS < <(v2_upstream_flags "$F16")
 MIXER_SONGS=${MIXER_SONGS:-64} VALID_SONGS=${VALID_SONGS:-8}
 # The three upstreams' stems are 5.7 GB of float16 per hour of audio (18 channels). One cache
 # holds them for mixer-train (3.05 h: 17.4 GB), mixer-valid (0.37 h: 2.1 GB), v2 test (5.8 GB),
 # v1 test (0.55 h: 3.1 GB; its per-source best is chosen on mixer-valid): ~28.4 GB, which must
 # not evict itself. All 102 mixer-train songs (4.9 h) would need ~39 GB, more than is free.
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
-has() { [[ " $STEPS " == *" $1 "* ]]; }
-resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
 mkdir -p "$DATA/logs"
 
 if has corpus; then
@@ -77,8 +74,7 @@ if has mixers; then
          "(the v1 cache, $DATA/cache_v1, can go: it only serves the v1 default)" >&2; exit 1
   fi
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-      --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
-      --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
+      --cache-dir "$CACHE" "${CONV1X1_TRAIN[@]}" --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
   # The same 6000 steps of 4 segments each; small validates every 600 steps, because scoring
   # the 8 valid songs costs it ~2 min (fp32, hop T) against tiny's ~0.5 min. The conv run
   # above filled the cache, so the two sizes train side by side, one thread each: two
@@ -87,8 +83,8 @@ if has mixers; then
   for size in "tiny 20 300" "small 10 600"; do
     read -r preset epochs steps <<< "$size"
     OMP_NUM_THREADS=1 $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-        --cache-dir "$CACHE" --kind mdx_mixer --preset "$preset" --epochs "$epochs" --steps-per-epoch "$steps" \
-        --lr 1e-3 --amp --half --out "$RUNS/mdxmixer_$preset" $(resume "$RUNS/mdxmixer_$preset") \
+        --cache-dir "$CACHE" "${MDX_MIXER_TRAIN[@]}" --preset "$preset" --epochs "$epochs" --steps-per-epoch "$steps" \
+        --out "$RUNS/mdxmixer_$preset" $(resume "$RUNS/mdxmixer_$preset") \
         > "$DATA/logs/mdxmixer_$preset.log" 2>&1 &
     pids+=($!)
   done
@@ -104,9 +100,7 @@ if has eval; then
 print(best_run(Path(sys.argv[1]), "mdxmixer*"))' "$RUNS")
   # The per-source-best row picks each stem's upstream on valid songs: for both tables the
   # mixer-valid songs of corpus v2 (already cached), so v1's own valid split is not needed.
-  mkdir -p "$DATA/eval_v1"
-  ln -sfn "$DATA/corpus/test" "$DATA/eval_v1/test"
-  ln -sfn "$MIX/valid" "$DATA/eval_v1/valid"
+  link_v1_eval_root "$DATA/eval_v1" "$DATA" "$MIX/valid"
   for split in v1:$DATA/eval_v1 v2:$MIX; do  # v2 through the mixer root: its valid songs are cached already
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \

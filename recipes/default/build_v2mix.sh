@@ -24,6 +24,7 @@
 #         songs and files)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source recipes/default/v2_common.sh
 PY=${PY:-.venv/bin/python}
 MDX=${MDX:-.venv/bin/mdxmix}
 DATA=${DATA:-/work/data}
@@ -35,15 +36,11 @@ CACHE=$DATA/cache_v2            # shared with build_v2: its mixer-train and test
 RUNS=$DATA/runs_v2mix
 UP=$DATA/upstreams_v2
 F16=$UP/f16
-UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v2.safetensors"
-           --upstream "spectral-file:$F16/spectral4-v2.safetensors"
-           --upstream "spectral-file:$F16/spectral_vocals-v2.safetensors:vocals")
+mapfile -t UPSTREAMS < <(v2_upstream_flags "$F16")
 # 24 v2 songs, not build_v2's 64: the stems of 64 songs (17.4 GB) and the v1 songs' (5 GB)
 # did not fit the disk together on the machine this was first run on
 V2_SONGS=${V2_SONGS:-24} V1_TRAIN_H=${V1_TRAIN_H:-0.75} V1_VALID_H=${V1_VALID_H:-0.15}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
-has() { [[ " $STEPS " == *" $1 "* ]]; }
-resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
 mkdir -p "$DATA/logs" "$RUNS"
 
 if has corpus; then
@@ -69,11 +66,10 @@ fi
 
 if has mixers; then
   $MDX train --data "$ROOT" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-      --cache-dir "$CACHE" --kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3 \
-      --jobs 2 --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
+      --cache-dir "$CACHE" "${CONV1X1_TRAIN[@]}" --jobs 2 --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1")
   $MDX train --data "$ROOT" "${UPSTREAMS[@]}" --upstream-trained-on "$UP/upstream_train_songs.txt" \
-      --cache-dir "$CACHE" --kind mdx_mixer --preset tiny --epochs 20 --steps-per-epoch 300 \
-      --lr 1e-3 --amp --half --out "$RUNS/mdxmixer_tiny" $(resume "$RUNS/mdxmixer_tiny")
+      --cache-dir "$CACHE" "${MDX_MIXER_TRAIN[@]}" --preset tiny --epochs 20 --steps-per-epoch 300 \
+      --out "$RUNS/mdxmixer_tiny" $(resume "$RUNS/mdxmixer_tiny")
   $PY recipes/default/plot_mixer_curves.py "$RUNS"/* --out recipes/default/mixer_curves_v2mix.png
 fi
 
@@ -85,9 +81,7 @@ if has eval; then
   $MDX eval --data "$ROOT" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
       --checkpoint default --checkpoint mdxmix-conv1x1 --checkpoint "$RUNS/v2mix-tiny.safetensors" \
       --checkpoint "$RUNS/v2mix-conv1x1.safetensors" --out "$DATA/results_v2mix/valid"
-  mkdir -p "$DATA/eval_v1"
-  ln -sfn "$DATA/corpus/test" "$DATA/eval_v1/test"
-  ln -sfn "$MIX/valid" "$DATA/eval_v1/valid"
+  link_v1_eval_root "$DATA/eval_v1" "$DATA" "$MIX/valid"
   for split in v1:$DATA/eval_v1 v2:$MIX; do
     name=${split%%:*} root=${split#*:}
     $MDX eval --data "$root" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \

@@ -1,0 +1,33 @@
+# Shared by recipes/default/build_v2.sh, build_v2mix.sh and recipes/agnostic/lofo.sh (sourced,
+# not run): the pieces that must stay the same in all of them, so that a mixer trained or
+# scored by one recipe is comparable with the others'. Defines functions and constants only;
+# each recipe keeps its own paths.
+
+# has STEP: whether STEP is in the space-separated $STEPS
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+
+# resume RUN: --resume when RUN holds a stopped run's state
+resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
+
+# v2_upstream_flags F16: the --upstream flags of the corpus-v2 default's three float16
+# upstreams (the files that get bundled: a checkpoint pins its upstreams by sha256), one per
+# line, for `mapfile -t UPSTREAMS < <(v2_upstream_flags "$F16")`
+v2_upstream_flags() {
+  printf '%s\n' --upstream "demucs-file:$1/hdemucs16-v2.safetensors" \
+                --upstream "spectral-file:$1/spectral4-v2.safetensors" \
+                --upstream "spectral-file:$1/spectral_vocals-v2.safetensors:vocals"
+}
+
+# The mixers' training settings (what follows `mdxmix train --data ... --upstream ...`).
+# MDX-Mixer runs add --preset, --epochs and --steps-per-epoch.
+CONV1X1_TRAIN=(--kind conv1x1 --segment 32768 --epochs 10 --steps-per-epoch 300 --lr 3e-3)
+MDX_MIXER_TRAIN=(--kind mdx_mixer --lr 1e-3 --amp --half)
+
+# link_v1_eval_root ROOT DATA VALID: ROOT/test -> the frozen v1 test split, ROOT/valid -> VALID
+# (corpus v2's mixer-valid songs, where the per-source best is chosen; v1's own valid split was
+# deleted for disk space)
+link_v1_eval_root() {
+  mkdir -p "$1"
+  ln -sfn "$2/corpus/test" "$1/test"
+  ln -sfn "$3" "$1/valid"
+}
