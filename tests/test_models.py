@@ -7,7 +7,7 @@ import torch
 
 from mdxmix.checkpoint import count_parameters
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, build_mixer, fold
-from mdxmix.mixer.mdx_mixer import MixerBlock
+from mdxmix.mixer.mdx_mixer import MixerBlock, Mlp
 
 
 @pytest.mark.parametrize("segment,folds,channels", [(64, 4, 2), (256, 8, 4), (1024, 16, 10), (2048, 128, 20)])
@@ -33,14 +33,14 @@ def test_fold_stacks_contiguous_pieces_along_features():
 
 
 def test_mixer_block_is_the_mlp_mixer_layer():
-    """The block's token mixing (computed as W·z, for speed) equals MLP-Mixer's textbook layer:
+    """The block's token mixing (`TokenMixingMlp`: W·z, for speed) equals MLP-Mixer's textbook layer:
     LayerNorm → MLP over the transposed tokens → skip; LayerNorm → MLP over the features → skip."""
     torch.manual_seed(0)
     block = MixerBlock(tokens=32, features=12, d_token=16, d_channel=24, dropout=0.0)
     for p in block.parameters():
         torch.nn.init.normal_(p, std=0.3)
     x = torch.randn(3, 32, 12)
-    reference = x + block.mlp_tokens(block.norm1(x).transpose(1, 2)).transpose(1, 2)
+    reference = x + Mlp.forward(block.mlp_tokens, block.norm1(x).transpose(1, 2)).transpose(1, 2)
     reference = reference + block.mlp_channels(block.norm2(reference))
     torch.testing.assert_close(block(x), reference, atol=1e-5, rtol=1e-5)
     assert (block(x) - x).abs().mean() > 0.1  # both MLPs contribute: the comparison is not trivial
