@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import torch
 
+from .ahead import run_ahead
 from .atomic import sweep_stale, write_text
 from .audio import STDIN, AudioInfo, Samples, read_audio, resample, resample_chunks
 from .device import default_jobs
@@ -102,6 +103,8 @@ def write_song(separator: Separator, audio: Samples, info: AudioInfo, output: So
         stream = separator.stream(mixture, on_progress=progress, on_report=reports.append, track=track,
                                   source_rate=rate)  # track and rate find the song's --stems-from files
         chunks = (chunk.numpy() for chunk in stream)
+        if separator.device.type == "cuda":  # the device separates the next batch while this thread writes
+            chunks = run_ahead(chunks)
         for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
             INTERRUPT.check()
             if separator.consistency != "none":  # add up at the input's own rate: resampling is not invertible

@@ -35,7 +35,10 @@ def scale_onnx(path: Path, dim_f: int, dim_t, gain: float = 1.0, batch="batch", 
         nodes = [helper.make_node("Mul", ["input", "g"], ["output"])]
         inits = [helper.make_tensor("g", TensorProto.FLOAT, [], [gain])]
     model = helper.make_model(helper.make_graph(nodes, "scale", [inp], [out], inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
+                              opset_imports=[helper.make_opsetid("", 17)],
+                              # IR 8 (ONNX 1.12+): an onnx newer than the installed onnxruntime would
+                              # otherwise write an IR version it refuses (seen with onnx 1.23, IR 14)
+                              ir_version=8)
     if meta is not None:
         helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.save(model, str(path))

@@ -99,7 +99,7 @@ def test_two_gloo_processes_take_the_same_step_as_one(setup):
     one = subprocess.run([sys.executable, "-m", "mdxmix", "train", *args, "--batch-size", "4", "--out", str(work / "one")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mdxmix", "train",
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mdxmix", "train",
                           *args, "--batch-size", "2", "--out", str(work / "two")], capture_output=True, text=True, env=env, timeout=300)
     assert two.returncode == 0, two.stderr
     summaries = [json.loads(line) for line in two.stdout.splitlines() if line.startswith('{"main"') or '"best"' in line]

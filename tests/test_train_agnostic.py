@@ -101,7 +101,7 @@ def test_two_gloo_processes_train_the_agnostic_mixer_like_one(tmp_path, tiny_dat
     one = subprocess.run([sys.executable, "-m", "mdxmix", "train", *args, "--batch-size", "4", "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mdxmix", "train",
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mdxmix", "train",
                           *args, "--batch-size", "2", "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
                          timeout=300)
     assert two.returncode == 0, two.stderr

@@ -23,9 +23,9 @@ EPILOG = """Examples:
 
   mdxmix train --data MUSDB18HQ --upstream demucs:htdemucs_ft --upstream demucs:mdx_extra --upstream demucs:htdemucs:vocals --preset paper --epochs 100 --out runs/paper
 
-  # 2 GPUs (or 2 CPU processes with gloo)
+  # 2 GPUs (or 2 CPU processes with gloo); --standalone picks a free port, so two runs can share a machine
 
-  torchrun --nproc_per_node 2 -m mdxmix train --data MUSDB18HQ --upstream demucs:htdemucs --out runs/ddp
+  torchrun --standalone --nproc_per_node 2 -m mdxmix train --data MUSDB18HQ --upstream demucs:htdemucs --out runs/ddp
 
   # a 1x1-conv baseline, resumed after an interruption
 

@@ -80,7 +80,12 @@ def split_batched(model: torch.nn.Module, mix: Tensor, overlap: float, batch: in
         n = min(segment_length, length - group[0])
         target = valid_length(n)
         inputs = torch.cat([TensorChunk(mix, o, segment_length).padded(target) for o in group])
-        outputs = center_trim(model(inputs), n)[:, None]
+        if n == segment_length and len(group) < batch:
+            # Always `batch` full chunks per call (zeros after the real ones, dropped below): on a
+            # GPU every new input shape costs cuDNN a fresh plan for each layer, and the first and
+            # last blocks of a song would otherwise bring shapes of their own.
+            inputs = torch.cat([inputs, inputs.new_zeros((batch - len(group), *inputs.shape[1:]))])
+        outputs = center_trim(model(inputs)[: len(group)], n)[:, None]
         for offset, chunk_out in zip(group, outputs):
             out[..., offset : offset + n] += weight[:n] * chunk_out
             sum_weight[offset : offset + n] += weight[:n]

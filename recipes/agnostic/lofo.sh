@@ -5,7 +5,9 @@
 #   STEPS="eval oracle" bash recipes/agnostic/lofo.sh   # some steps
 #
 # data    a training root of SONGS mixer-train songs of corpus v2 (odd numbers: no upstream of
-#         the pool or the held-out family saw them) and VALID valid songs, as symlinks
+#         the pool or the held-out family saw them) and VALID valid songs, as symlinks; with
+#         V1_CORPUS (e.g. DATA/corpus_v1mix, build_v2mix.sh's render) also every train and valid
+#         song of that corpus-v1 render, named "v1 ...", so the mixer learns both production styles
 # train   `mdxmix train --kind agnostic` on random sets of the POOL families (demucs: the v1
 #         and v2 HDemucs files; umx when its file exists) and synthetic separators; the
 #         HELD family (spectral: spectral4 and the vocals net) is never seen
@@ -36,7 +38,7 @@ CACHE=${CACHE:-$DATA/cache_v2}
 # both test splits): the default 20-GB limit would evict them
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 STEPS=${STEPS:-"data train eval oracle"}
-SONGS=${SONGS:-24} VALID=${VALID:-4} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
+SONGS=${SONGS:-24} VALID=${VALID:-4} V1_CORPUS=${V1_CORPUS:-} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
 POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
 [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
@@ -51,6 +53,11 @@ if has data; then
   ls "$CORPUS/train" | awk -F' - ' '$1 % 2 == 1' | head -n "$SONGS" | while read -r song; do
     ln -s "$CORPUS/train/$song" "$OUT/root/train/$song"; done
   ls "$CORPUS/valid" | head -n "$VALID" | while read -r song; do ln -s "$CORPUS/valid/$song" "$OUT/root/valid/$song"; done
+  if [[ -n $V1_CORPUS ]]; then  # both styles: every train and valid song of a corpus-v1 render beside them
+    for split in train valid; do
+      ls "$V1_CORPUS/$split" | while read -r song; do ln -s "$V1_CORPUS/$split/$song" "$OUT/root/$split/v1 $song"; done
+    done
+  fi
   echo "lofo: $(ls "$OUT/root/train" | wc -l) train and $(ls "$OUT/root/valid" | wc -l) valid songs in $OUT/root"
 fi
 
