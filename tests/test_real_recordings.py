@@ -16,7 +16,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from real_recordings import CLIPS, SAMPLES, load_clip  # noqa: E402
+from real_recordings import CLIPS, SAMPLES, VALID_CLIPS, load_clip  # noqa: E402
 
 from mdxmix.pipeline import Separator  # noqa: E402
 from mdxmix.stems import STEMS  # noqa: E402
@@ -62,3 +62,8 @@ def test_real_recordings_mostly_land_in_their_own_stem(separated):
     assert right["loop_amen_full.flac"] >= 0.85, right
     assert right["loop_tabla.flac"] >= 0.85, right
     assert right["guit_e_fifths.flac"] >= 0.5, right
+
+
+def test_the_clips_chosen_on_are_not_the_clips_reported():
+    assert VALID_CLIPS and not {c.file for c in VALID_CLIPS} & {c.file for c in CLIPS}
+    assert all((SAMPLES / c.file).is_file() for c in VALID_CLIPS)
