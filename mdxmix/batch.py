@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -105,18 +106,20 @@ def write_song(separator: Separator, audio: Samples, info: AudioInfo, output: So
         chunks = (chunk.numpy() for chunk in stream)
         if separator.device.type == "cuda":  # the device separates the next batch while this thread writes
             chunks = run_ahead(chunks)
-        for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
-            INTERRUPT.check()
-            if separator.consistency != "none":  # add up at the input's own rate: resampling is not invertible
-                block = settle(torch.from_numpy(block), audio[:, position : position + block.shape[1]]).numpy()
-            for name in output.destinations:
-                stem = name[3:] if name.startswith("no_") else name
-                index = STEMS.index(stem)
-                data = block[2 * index : 2 * index + 2]
-                if name.startswith("no_"):
-                    data = audio[:, position : position + block.shape[1]].numpy() - data
-                output.write(name, data)
-            position += block.shape[1]
+        # closed on the way out: a song that fails stops the GPU path's worker thread at once
+        with closing(chunks):
+            for block in resample_chunks(chunks, SAMPLE_RATE, rate, frames=frames):
+                INTERRUPT.check()
+                if separator.consistency != "none":  # add up at the input's own rate: resampling is not invertible
+                    block = settle(torch.from_numpy(block), audio[:, position : position + block.shape[1]]).numpy()
+                for name in output.destinations:
+                    stem = name[3:] if name.startswith("no_") else name
+                    index = STEMS.index(stem)
+                    data = block[2 * index : 2 * index + 2]
+                    if name.startswith("no_"):
+                        data = audio[:, position : position + block.shape[1]].numpy() - data
+                    output.write(name, data)
+                position += block.shape[1]
         output.commit()
     except BaseException:
         output.abort()
