@@ -13,8 +13,7 @@
 #         HELD family (spectral: spectral4 and the vocals net) is never seen
 # eval    museval on EVAL_DATA/test (default the frozen v1 test split, per-source best
 #         chosen on corpus v2's mixer-valid songs): the HELD upstreams
-#         alone, every fixed ensemble of them and the agnostic mixer over them (BASELINES=0:
-#         the mixer alone)
+#         alone, every fixed ensemble of them and the agnostic mixer over them
 #         (`mdxmix eval --with-upstream`); targets: >= best single + 0.3 dB, >= best
 #         ensemble + 0.2 dB
 # oracle  three near-oracle synthetic separators (14-20 dB) and the mixer over them
@@ -74,11 +73,8 @@ if has eval; then
     link_v1_eval_root "$V1_ROOT" "$DATA" "$DATA/mixer_v2/valid"
   fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
-  # BASELINES=0: the mixer's row alone (the held upstreams and their ensembles score the same
-  # in every run with the same EVAL_DATA, HELD and files; the first run's table has them)
-  baselines=(); [[ ${BASELINES:-1} == 0 ]] && baselines=(--no-baselines)
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
-      "${held_flags[@]}" --metric museval --jobs 2 "${baselines[@]}" --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
+      "${held_flags[@]}" --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
 fi
 
 if has oracle; then
