@@ -6,7 +6,7 @@
 #   bash recipes/upstreams/train_solo.sh                   # hdemucs16; start or continue (same command)
 #   MODEL=spectral4 bash recipes/upstreams/train_solo.sh   # the spectrogram-mask upstream
 #
-# Runs in the background (one thread, nice 10), stops by itself after MINUTES CPU minutes
+# Runs in the background (one thread, nice 10), stops by itself after MINUTES CPU minutes (below)
 # summed over restarts, checkpoints every 4 minutes; log in $OUT/logs/$MODEL.log, the run in
 # $OUT/$MODEL.run/ (log.jsonl has valid L1/SDR every 15 CPU minutes). The bundled files are
 # untouched: the result is $OUT/$MODEL-solo.safetensors, to be judged beside $MODEL-v2 on the
@@ -17,11 +17,13 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-/work/data}
 OUT=${OUT:-$DATA/upstreams_v2solo}
-MINUTES=${MINUTES:-110}
 MODEL=${MODEL:-hdemucs16}
+# budgets: hdemucs16's was cut from 110 to 90 at 63 CPU minutes (2026-11-27), so that its
+# learning rate decayed and the run ended within that session; rerun with the same budget,
+# since the decay point follows it
 case $MODEL in  # family and the settings of train_v2.sh
-  hdemucs16) args=(demucs --batch 2 --lr 3e-4 --min-seconds 3 --max-seconds 6) ;;
-  spectral4) args=(spectral --batch 4 --lr 5e-4) ;;
+  hdemucs16) args=(demucs --batch 2 --lr 3e-4 --min-seconds 3 --max-seconds 6); MINUTES=${MINUTES:-90} ;;
+  spectral4) args=(spectral --batch 4 --lr 5e-4); MINUTES=${MINUTES:-110} ;;
   *) echo "train_solo.sh: MODEL must be hdemucs16 or spectral4" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT/logs"
