@@ -38,7 +38,10 @@ def test_the_source_runs_ahead_of_a_slow_consumer_but_no_further_than_depth():
 
     ahead = run_ahead(source(), depth=2)
     assert next(ahead) == 0
-    time.sleep(0.3)  # the worker fills the hand-off and waits
+    deadline = time.monotonic() + 10  # the worker fills the hand-off and waits (a loaded CPU may be slow to run it)
+    while len(produced) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # and goes no further
     # item 0 taken, two waiting in the hand-off, one more made and blocked on putting it
     assert produced == [0, 1, 2, 3]
     assert list(ahead) == list(range(1, 10))

@@ -53,11 +53,7 @@ if has data; then
   ls "$CORPUS/train" | awk -F' - ' '$1 % 2 == 1' | head -n "$SONGS" | while read -r song; do
     ln -s "$CORPUS/train/$song" "$OUT/root/train/$song"; done
   ls "$CORPUS/valid" | head -n "$VALID" | while read -r song; do ln -s "$CORPUS/valid/$song" "$OUT/root/valid/$song"; done
-  if [[ -n $V1_CORPUS ]]; then  # both styles: every train and valid song of a corpus-v1 render beside them
-    for split in train valid; do
-      ls "$V1_CORPUS/$split" | while read -r song; do ln -s "$V1_CORPUS/$split/$song" "$OUT/root/$split/v1 $song"; done
-    done
-  fi
+  [[ -z $V1_CORPUS ]] || link_v1_songs "$V1_CORPUS" "$OUT/root"  # both styles
   echo "lofo: $(ls "$OUT/root/train" | wc -l) train and $(ls "$OUT/root/valid" | wc -l) valid songs in $OUT/root"
 fi
 

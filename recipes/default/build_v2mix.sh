@@ -58,9 +58,7 @@ if has root; then
   done
   ls "$MIX/train" | head -n "$V2_SONGS" | while read -r song; do ln -s "$(readlink -f "$MIX/train/$song")" "$ROOT/train/$song"; done
   ls "$MIX/valid" | while read -r song; do ln -s "$(readlink -f "$MIX/valid/$song")" "$ROOT/valid/$song"; done
-  for split in train valid; do
-    ls "$V1/$split" | while read -r song; do ln -s "$V1/$split/$song" "$ROOT/$split/v1 $song"; done
-  done
+  link_v1_songs "$V1" "$ROOT"
   echo "build_v2mix: $(ls "$ROOT/train" | wc -l) train and $(ls "$ROOT/valid" | wc -l) valid songs in $ROOT"
 fi
 

@@ -31,3 +31,13 @@ link_v1_eval_root() {
   ln -sfn "$2/corpus/test" "$1/test"
   ln -sfn "$3" "$1/valid"
 }
+
+# link_v1_songs V1 ROOT: every train and valid song of a corpus-v1 render V1 into the training
+# root ROOT as "v1 NAME", beside corpus-v2 songs (mixers trained on both production styles;
+# by_style.py splits tables by that prefix)
+link_v1_songs() {
+  local split song
+  for split in train valid; do
+    ls "$1/$split" | while read -r song; do ln -s "$1/$split/$song" "$2/$split/v1 $song"; done
+  done
+}
