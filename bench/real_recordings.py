@@ -30,7 +30,7 @@ import torch
 
 from mdxmix.pipeline import DEFAULT_CONSISTENCY, Separator
 from mdxmix.stems import STEMS
-from mdxmix.upstream.parse import parse_upstream
+from mdxmix.upstream.parse import parse_upstreams
 
 SAMPLES = Path("/usr/share/sonic-pi/samples")
 SECONDS = 10.0
@@ -108,9 +108,9 @@ def build_separator(args: argparse.Namespace) -> Separator:
     """The checkpoint, or `--upstream`s combined by a fixed rule (raw: no mixture consistency)."""
     if not args.upstream:
         return Separator(args.checkpoint, device="cpu", cache=None, consistency=args.consistency)
-    parsed = [parse_upstream(text) for text in args.upstream]
+    specs, search = parse_upstreams(args.upstream)
     return Separator(args.checkpoint, device="cpu", cache=None, consistency="none", ensemble=args.ensemble,
-                     specs=[spec for spec, _ in parsed], search=[where for _, where in parsed if where is not None])
+                     specs=specs, search=search)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -314,15 +314,12 @@ def inspect(
 def choose_mixer(checkpoint: str, upstream: list[str], stems_from: list[str], ensemble: str | None):
     """The checkpoint, upstream specs and stem folders a `separate` call asks for, saying any choice made."""
     from .selection import choose_checkpoint
-    from .upstream.parse import parse_upstream
+    from .upstream.parse import parse_upstreams
     from .upstream.stem_files import parse_stems_from
 
-    parsed = [parse_upstream(text) for text in upstream]
-    specs = [spec for spec, _ in parsed] or None
-    folders = [folder for _, folder in parsed if folder is not None]  # where --upstream weight files are
+    parsed, folders = parse_upstreams(upstream)  # folders: where --upstream weight files are
+    specs = parsed or None
     files = [parse_stems_from(text) for text in stems_from]
-    if specs and len({s.id for s in specs}) != len(specs):
-        raise UsageError("an --upstream is named twice")
     if (specs or files) and checkpoint == "default" and ensemble is None:
         choice = choose_checkpoint(specs or [], bool(files))
         print(f"mdxmix: {choice.reason}", file=sys.stderr)

@@ -179,3 +179,19 @@ def test_eval_with_upstream_runs_separators_that_an_agnostic_mixer_mixes(tiny_da
     assert any((tmp_path / "cache").rglob("*.npy"))  # the upstream's stems went through the cache
     code = main(["eval", "--data", str(tiny_dataset), "--with-upstream", upstream, "--with-upstream", upstream])
     assert code == 2 and "named twice" in capsys.readouterr().err
+
+
+def test_separate_and_train_refuse_an_upstream_named_twice(song, model_dir, tiny_dataset, tmp_path, capsys):
+    """One rule for every command (`parse_upstreams`; eval: the test above): the same model twice is a
+    usage error, exit 2, before any audio is read or any stems are computed."""
+    root, _ = song
+    upstream = f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}"
+    for args in (
+        [str(root / "my song.wav"), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+         "-u", upstream, "-u", upstream],
+        ["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--kind", "agnostic",
+         "--cache-dir", str(tmp_path / "cache"), "--upstream", upstream, "--upstream", upstream],
+    ):
+        assert main(args) == 2
+        assert "an upstream is named twice" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()

@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..mixer.ensembles import RULES
 from ..musdb import VALID, MusdbSplit, split_exists
 from ..upstream.base import UpstreamSpec
-from ..upstream.parse import parse_upstream
+from ..upstream.parse import parse_upstreams
 from ..upstream.stem_files import StemFiles, parse_stems_from
 from .dataset import EstimatesFolder, EvaluationError
 from .journal import ScoreJournal
@@ -261,11 +261,7 @@ def _add_stem_files(request: Request, values: List[str]) -> None:
 
 def _add_run_upstreams(request: Request, values: List[str]) -> None:
     """`--with-upstream SPEC`: upstream rows (stems through the cache), and what agnostic checkpoints mix."""
-    parsed = [parse_upstream(text) for text in values]
-    request.mix_specs = [spec for spec, _ in parsed]
-    request.mix_search = [folder for _, folder in parsed if folder is not None]
-    if len({s.id for s in request.mix_specs}) != len(request.mix_specs):
-        raise UsageError("--with-upstream: an upstream is named twice")
+    request.mix_specs, request.mix_search = parse_upstreams(values, "--with-upstream")
     for name, system in spec_systems(request.mix_specs, request.mix_search, request.data, request.split,
                                      request.cache_dir).items():
         if name in request.upstreams or name in request.estimates:

@@ -205,6 +205,17 @@ class AgnosticMixer(nn.Module):
 
     def estimate_weights(self, x: Tensor, layout: Layout) -> Tensor:
         """(B, 2+C, T) normalised segments and their layout → W (B, 2+C, 8)."""
+        convex, free = self.weight_parts(x, layout)
+        return convex + free
+
+    def weight_parts(self, x: Tensor, layout: Layout) -> tuple[Tensor, Tensor]:
+        """W's two parts, each (B, 2+C, 8): the gated per-stem average and the free rows added to it.
+
+        Kept apart so that training can penalise the free rows alone (`--anchor`): the gates only
+        choose among the upstreams' own estimates, which carries over to separators never seen,
+        while the free rows learn corrections (leakage to subtract) that belong to the families
+        they were learnt on.
+        """
         cfg = self.config
         layout = check_layout(layout)
         if not layout:
@@ -218,7 +229,7 @@ class AgnosticMixer(nn.Module):
         gates = per_upstream[..., :stems]
         blocks = per_upstream[..., stems:].reshape(*per_upstream.shape[:2], stems, AUDIO_CHANNELS, out)
         mixture_rows = _head(self.mixture_head, summaries.mean(dim=1)).view(-1, AUDIO_CHANNELS, out)
-        return convex_weights(gates, layout) + _free_weights(mixture_rows, blocks, layout)
+        return convex_weights(gates, layout), _free_weights(mixture_rows, blocks, layout)
 
     def forward(self, x: Tensor, layout: Layout) -> tuple[Tensor, Tensor]:
         weights = self.estimate_weights(x, layout)

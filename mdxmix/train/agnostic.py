@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..mixer import AgnosticMixer
 from ..mixer.agnostic import Layout
+from ..mixer.mdx_mixer import apply_weights
 from ..stems import AUDIO_CHANNELS, STEMS
 from .data import PreparedSong, SegmentDataset
 from .distributed import Distributed
@@ -85,8 +86,11 @@ class SubsetSampler:
 
 def run_agnostic_epoch(model: AgnosticMixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
                        order: list[int], batch_size: int, sampler: SubsetSampler, env: Distributed,
-                       advance=lambda: None) -> float:
-    """One pass over this process's share of `order`; returns its mean train L1."""
+                       advance=lambda: None, anchor: float = 0.0) -> float:
+    """One pass over this process's share of `order`; returns its mean train L1 (without the anchor term).
+
+    `anchor` > 0 adds anchor · Σ (free rows of W)² per example to the loss (`free_penalty`).
+    """
     model.train()
     mine = order[env.rank :: env.world]
     loss_sum, steps = 0.0, 0
@@ -98,9 +102,11 @@ def run_agnostic_epoch(model: AgnosticMixer, optimizer: torch.optim.Optimizer, d
             x, y = dataset[item]
             sampler.seed_for(item)
             x_set, layout = sampler.draw(x, y)
-            prediction, _ = model(x_set[None].to(env.device), layout)
+            x_set = x_set[None].to(env.device)
+            convex, free = model.weight_parts(x_set, layout)
+            prediction = apply_weights(x_set, convex + free)
             loss = (prediction[0] - y.to(env.device)).abs().mean() / len(batch)  # paper Eq. 2, averaged over the batch
-            loss.backward()
+            (loss + anchor * free_penalty(free) / len(batch)).backward()
             step_loss += float(loss.detach())
         if env.world > 1:
             for parameter in model.parameters():
@@ -112,6 +118,19 @@ def run_agnostic_epoch(model: AgnosticMixer, optimizer: torch.optim.Optimizer, d
         steps += 1
         advance()
     return loss_sum / max(steps, 1)
+
+
+def free_penalty(free: Tensor) -> Tensor:
+    """Σ of the squared free rows of W, averaged over the batch: the anchor term's unit.
+
+    Why a sum over W's entries rather than a mean: the mean would shrink with the number of
+    upstreams (most entries of W are structurally zero), so one anchor would mean different
+    things for one upstream and for four. Why an anchor at all: a mixer trained without it
+    learnt fixed family-specific corrections in its free rows (for `other`, 1.04 × its own
+    estimate − 0.07 × vocals − 0.06 × drums; recipes/agnostic/weight_probe.py) that cost
+    0.46 dB on `other` for a family it had never seen (recipes/agnostic/README.md).
+    """
+    return free.pow(2).sum(dim=(1, 2)).mean()
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class TrainConfig:
     progress: bool = True
     synthetic: float = 0.5  # agnostic kind: chance that a member of an example's upstream set is synthetic
     max_upstreams: int = 4  # agnostic kind: each example mixes 1..max_upstreams upstreams
+    anchor: float = 0.0  # agnostic kind: L2 penalty on the free rows of W (0: none, as the first trained models)
 
     def __post_init__(self) -> None:
         for option, value, allowed in (("--kind", self.kind, KINDS), ("--preset", self.preset, tuple(PRESETS)),
@@ -74,6 +75,8 @@ class TrainConfig:
             raise UserError("--kind agnostic always starts as the per-stem average of its upstreams; drop --init")
         if not 0.0 <= self.synthetic <= 1.0 or not 1 <= self.max_upstreams <= 8:
             raise UserError("--synthetic must be in [0, 1] and --max-upstreams in 1..8")
+        if not 0.0 <= self.anchor < float("inf"):
+            raise UserError("--anchor must be 0 or more")
 
     @classmethod
     def default(cls, name: str):

@@ -33,7 +33,7 @@ from ..mixer import PRESETS, AgnosticConfig, AgnosticMixer, Conv1x1Config, Conv1
 from ..mixer.engine import mix_stream
 from ..stems import AUDIO_CHANNELS, STEMS
 from ..upstream import Upstream, UpstreamSpec, build_upstream
-from ..upstream.parse import parse_upstream
+from ..upstream.parse import parse_upstreams
 from .agnostic import SetSong, SubsetSampler, run_agnostic_epoch, validation_sets
 from .config import TrainConfig, TrainSummary
 from .data import PreparedSong, SegmentDataset, prepare_split, song_seconds
@@ -112,11 +112,7 @@ class UpstreamLoader:
 
 def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
     """Step 1: parse the upstreams, fill the stem cache for both splits, check for leakage."""
-    parsed = [parse_upstream(u) for u in cfg.upstreams]
-    specs = [p[0] for p in parsed]
-    search = [folder for _, folder in parsed if folder is not None]
-    if len({s.id for s in specs}) != len(specs):
-        raise UserError("an upstream is named twice; name it once with all the stems it should give (FAMILY:MODEL:a+b)")
+    specs, search = parse_upstreams(cfg.upstreams)
     cache = StemCache(cfg.cache_dir)
     loader = UpstreamLoader(specs, search, env.device)
 
@@ -231,7 +227,8 @@ def provenance(cfg: TrainConfig, data: Prepared, env: Distributed) -> dict:
         "valid_songs": len(data.valid_songs), "segment_shift": cfg.shift, "batch_size_per_device": cfg.batch_size,
         "world_size": env.world, "lr": cfg.lr, "seed": cfg.seed, "git_commit": git_commit(), "mdxmix": __version__,
         "leakage_warnings": data.warnings,
-        **({"synthetic_share": cfg.synthetic, "max_upstreams": cfg.max_upstreams} if cfg.kind == AgnosticMixer.kind else {}),
+        **({"synthetic_share": cfg.synthetic, "max_upstreams": cfg.max_upstreams, "anchor": cfg.anchor}
+           if cfg.kind == AgnosticMixer.kind else {}),
     }
 
 
@@ -317,7 +314,7 @@ def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer
         sampler.epoch_seed = cfg.seed * 100_003 + epoch  # each example's set: from this and its index
         steps = -(-len(order) // (cfg.batch_size * env.world))
         with _epoch_progress(cfg.progress and env.main and not cfg.json_log, epoch, steps) as advance:
-            loss = run_agnostic_epoch(model, optimizer, dataset, order, cfg.batch_size, sampler, env, advance)
+            loss = run_agnostic_epoch(model, optimizer, dataset, order, cfg.batch_size, sampler, env, advance, cfg.anchor)
         return env.all_sum([loss])[0] / env.world, len(order)
 
     return step, score_sets

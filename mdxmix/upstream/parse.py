@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..stems import STEMS
 from ..weightfiles import file_sha256
 from .base import UpstreamSpec
@@ -47,6 +48,20 @@ def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:
         return UpstreamSpec(family=family, model=model, stems=stems, sha256=sha256), folder
     except ValueError as exc:
         raise UserError(f"--upstream {text!r}: {exc}") from exc
+
+
+def parse_upstreams(texts: Iterable[str], option: str = "--upstream") -> tuple[list[UpstreamSpec], list[Path]]:
+    """Several `FAMILY:MODEL[:stem+stem]` values: their specs in order, and the folders holding
+    their weight files (where `Separator` and the trainer look for them).
+
+    Why refuse a repeat: the same model twice gives the mixer two identical channel blocks and
+    computes its stems twice; one name with all the wanted stems (`FAMILY:MODEL:a+b`) does it once.
+    """
+    parsed = [parse_upstream(text) for text in texts]
+    specs = [spec for spec, _ in parsed]
+    if len({s.id for s in specs}) != len(specs):
+        raise UsageError(f"{option}: an upstream is named twice; name it once with all the stems it should give (FAMILY:MODEL:a+b)")
+    return specs, [folder for _, folder in parsed if folder is not None]
 
 
 def _parse_named(text: str, family: str, model: str, stems: tuple[str, ...] | None) -> tuple[UpstreamSpec, Path | None]:

@@ -39,6 +39,7 @@ CACHE=${CACHE:-$DATA/cache_v2}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 STEPS=${STEPS:-"data train eval oracle"}
 SONGS=${SONGS:-24} VALID=${VALID:-4} V1_CORPUS=${V1_CORPUS:-} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
+ANCHOR=${ANCHOR:-0}  # --anchor: L2 penalty on the free rows of W (0 in the first two runs)
 POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
 [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
@@ -61,7 +62,7 @@ if has train; then
   resume=(); [[ -f $RUN/state.safetensors ]] && resume=(--resume)
   $MDX train --kind agnostic --preset tiny --data "$OUT/root" "${pool_flags[@]}" --cache-dir "$CACHE" \
       --synthetic 0.5 --max-upstreams 4 --lr 1e-3 --batch-size 4 --epochs "$EPOCHS" \
-      --steps-per-epoch "$STEPS_PER_EPOCH" --out "$RUN" "${resume[@]}"
+      --steps-per-epoch "$STEPS_PER_EPOCH" --anchor "$ANCHOR" --out "$RUN" "${resume[@]}"
 fi
 
 if has eval; then

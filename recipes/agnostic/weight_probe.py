@@ -19,7 +19,7 @@ import torch
 from mdxmix.musdb import MusdbSplit
 from mdxmix.pipeline import Separator
 from mdxmix.stems import STEMS
-from mdxmix.upstream.parse import parse_upstream
+from mdxmix.upstream.parse import parse_upstreams
 
 
 def main() -> None:
@@ -32,11 +32,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="from 30 s into each song")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    parsed = [parse_upstream(text) for text in args.upstream]
+    specs, search = parse_upstreams(args.upstream)
     split = MusdbSplit(args.data, args.split)
     for checkpoint in args.checkpoints:
         separator = Separator(checkpoint, device="cpu", cache=None, consistency="none",
-                              specs=[spec for spec, _ in parsed], search=[w for _, w in parsed if w is not None])
+                              specs=specs, search=search)
         rows = ["mixture L", "mixture R"] + [f"{i}:{stem} {side}" for i, stems in enumerate(s.stems for s in separator.specs)
                                              for stem in stems for side in "LR"]
         batches: list[torch.Tensor] = []
