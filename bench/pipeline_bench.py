@@ -9,6 +9,7 @@ Each measurement runs in a fresh subprocess so that its peak resident memory
 * `pipeline:<preset>` — `Separator.stream` on a noise mixture with one upstream, a
   Demucs `HDemucs(channels=16)` with random weights (9.3 M parameters, the size class of
   the bundled upstreams; a network's speed does not depend on its weights).
+  `--upstream-size htdemucs` makes it an `HTDemucs()` of demucs' default size instead.
 * `pipeline:default` — `Separator.stream` with the bundled default (its three upstreams
   and its mixer) on the demo song looped to the duration.
 * `command:default` — the real `mdxmix` command in a subprocess on the demo song looped
@@ -46,7 +47,7 @@ import json, resource, sys, time, torch
 from pathlib import Path
 from mdxmix.mixer import MDXMixer, MDXMixerConfig
 from mdxmix.mixer.engine import mix_stream
-stage, preset, seconds, device, batch, precision, prefetch, workdir, song, checkpoint, consistency = sys.argv[1:12]
+stage, preset, seconds, device, batch, precision, prefetch, workdir, song, checkpoint, consistency, upstream_size = sys.argv[1:13]
 consistency = None if consistency == "-" else consistency
 seconds, batch = float(seconds), int(batch) or None
 prefetch = {"auto": None, "on": True, "off": False}[prefetch]
@@ -84,13 +85,16 @@ else:
                         consistency=consistency)
     else:
         from demucs.hdemucs import HDemucs
+        from demucs.htdemucs import HTDemucs
         from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
         from mdxmix.weightfiles import file_sha256
         from mdxmix.upstream.base import UpstreamSpec
         from mdxmix.upstream.demucs_package import save_demucs_package
         work = Path(workdir)
         mixture = torch.randn(2, n) * 0.1
-        package = save_demucs_package(HDemucs(sources=["drums", "bass", "other", "vocals"], channels=16), work / "up.safetensors")
+        sources = ["drums", "bass", "other", "vocals"]
+        net = HDemucs(sources=sources, channels=16) if upstream_size == "hdemucs16" else HTDemucs(sources=sources)
+        package = save_demucs_package(net, work / "up.safetensors")
         spec = UpstreamSpec("demucs-file", package.name, ("drums", "bass", "other", "vocals"), sha256=file_sha256(package))
         mixer = MDXMixer(MDXMixerConfig.preset(preset, 10))
         save_checkpoint(work / "mix.safetensors", mixer, CheckpointMeta(mixer.kind, {}, [spec]))
@@ -114,7 +118,8 @@ else:
     total = sum(c.shape[-1] for c in sep.stream(mixture))
     sync()
     elapsed = time.perf_counter() - start
-    result = {"upstream_s": round(sum(upstream_s.values()), 2), "per_upstream_s": {k: round(v, 2) for k, v in upstream_s.items()},
+    result = {"upstream_size": "bundled default" if preset == "default" else upstream_size,
+              "upstream_s": round(sum(upstream_s.values()), 2), "per_upstream_s": {k: round(v, 2) for k, v in upstream_s.items()},
               "batch": sep.batch_size, "prefetch": sep.prefetch, "checkpoint": sep.name, "consistency": sep.consistency}
 assert total == n
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -142,7 +147,8 @@ def run_child(stage: str, preset: str, seconds: float, args: argparse.Namespace)
     with tempfile.TemporaryDirectory() as work:
         song = looped_demo(seconds, Path(work)) if preset == "default" else Path(work) / "none"
         done = subprocess.run([sys.executable, "-c", CHILD, stage, preset, str(seconds), args.device, str(args.batch),
-                               args.precision, args.prefetch, work, str(song), args.checkpoint, args.consistency or "-"],
+                               args.precision, args.prefetch, work, str(song), args.checkpoint, args.consistency or "-",
+                               args.upstream_size],
                               capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{stage}/{preset}/{seconds}s failed:\n{done.stderr[-2000:]}")
@@ -187,6 +193,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="default",
                         help="the checkpoint of the pipeline:default and command:default rows (a registered name or a file)")
     parser.add_argument("--consistency", default=None, help="their --consistency mode (default: the checkpoint's)")
+    parser.add_argument("--upstream-size", default="hdemucs16", choices=["hdemucs16", "htdemucs"],
+                        help="the random upstream of the pipeline:<preset> rows: HDemucs(channels=16), the bundled "
+                             "upstreams' size class, or HTDemucs() at demucs' default size (26.9 M parameters), "
+                             "to see the mixer's share beside a full-size separator")
     parser.add_argument("--json", action="store_true", help="print only JSON lines, one per row (no table)")
     parser.add_argument("--only", default=None,
                         help="comma-separated STAGE:PRESET rows, e.g. mixer:tiny,pipeline:tiny,pipeline:default,command:default")
