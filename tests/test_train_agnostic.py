@@ -64,6 +64,7 @@ def test_training_writes_an_agnostic_checkpoint_that_takes_any_set(agnostic_run)
     assert isinstance(mixer, AgnosticMixer) and meta.any_upstreams
     assert [u.family for u in meta.upstreams] == ["demucs-file"]  # the pool is the default set
     assert meta.provenance["synthetic_share"] == 0.5 and meta.provenance["max_upstreams"] == 4
+    assert meta.provenance["anchor"] == 0.2  # the default penalty on the free rows of W
     for layout in ((STEMS,), (("vocals",), STEMS, ("bass",))):
         y = mix_tensor(torch.randn(layout_channels(layout), 3 * 4096), mixer.bind(layout))
         assert y.shape == (8, 3 * 4096) and torch.isfinite(y).all()

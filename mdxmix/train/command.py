@@ -70,7 +70,7 @@ def train_command(
     resume: bool = typer.Option(D("resume"), "--resume", help="Continue the run in --out from its last finished epoch."),
     synthetic: float = typer.Option(D("synthetic"), "--synthetic", help="--kind agnostic: chance that each member of an example's upstream set is a synthetic separator rather than one of the --upstream pool."),
     max_upstreams: int = typer.Option(D("max_upstreams"), "--max-upstreams", help="--kind agnostic: each example mixes 1 to this many upstreams."),
-    anchor: float = typer.Option(D("anchor"), "--anchor", help="--kind agnostic: L2 penalty on the free rows of W, what the mixer adds to its gated per-stem average of the upstreams (0: none). Keeps it near that average for separators unlike those it was trained with."),
+    anchor: float = typer.Option(D("anchor"), "--anchor", help="--kind agnostic: L2 penalty on the free rows of W, what the mixer adds to its gated per-stem average of the upstreams (0: none). Keeps it near that average for separators unlike those it was trained with; 0.2 scored best of 0, 0.2 and 1 on an unseen family's valid songs."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per epoch on stdout, and a JSON summary at the end."),
 ) -> None:
     """Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."""

@@ -14,7 +14,7 @@
 # eval    museval on EVAL_DATA/test (default the frozen v1 test split, per-source best
 #         chosen on corpus v2's mixer-valid songs): the HELD upstreams
 #         alone, every fixed ensemble of them and the agnostic mixer over them
-#         (`mdxmix eval --with-upstream`); targets: >= best single + 0.3 dB, >= best
+#         (`mdxmix eval --with-upstream --no-baselines`: not the pool's upstreams); targets: >= best single + 0.3 dB, >= best
 #         ensemble + 0.2 dB
 # oracle  three near-oracle synthetic separators (14-20 dB) and the mixer over them
 #         (recipes/agnostic/near_oracle.py); target: within 0.1 dB of the best or above
@@ -39,7 +39,7 @@ CACHE=${CACHE:-$DATA/cache_v2}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}
 STEPS=${STEPS:-"data train eval oracle"}
 SONGS=${SONGS:-24} VALID=${VALID:-4} V1_CORPUS=${V1_CORPUS:-} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
-ANCHOR=${ANCHOR:-0}  # --anchor: L2 penalty on the free rows of W (0 in the first two runs)
+ANCHOR=${ANCHOR:-0.2}  # --anchor: L2 penalty on the free rows of W (0 in the first two runs; README: third run)
 POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
 [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
@@ -47,6 +47,10 @@ RUN=$OUT/runs/lofo
 flags() { local flag=$1; shift; for spec in "$@"; do printf '%s\n%s\n' "$flag" "$spec"; done; }
 mapfile -t pool_flags < <(flags --upstream $POOL)
 mapfile -t held_flags < <(flags --with-upstream $HELD)
+# the mixer's rows with each mixture-consistency mode: the fixed ensembles are raw sums, so
+# `none` is the like-for-like row, `spectral` what `mdxmix` writes by default
+CONSISTENCY=${CONSISTENCY:-"spectral none"}
+mapfile -t consistency_flags < <(flags --consistency $CONSISTENCY)
 mkdir -p "$OUT/root/train" "$OUT/root/valid" "$OUT/results"
 
 if has data; then
@@ -71,7 +75,7 @@ if has eval; then
   fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
-      "${held_flags[@]}" --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
+      "${held_flags[@]}" "${consistency_flags[@]}" --no-baselines --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
 fi
 
 if has oracle; then
