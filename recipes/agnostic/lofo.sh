@@ -22,6 +22,9 @@
 #
 # POOL and HELD are space-separated upstream specs; everything lives under OUT.
 set -euo pipefail
+# The whole script is one { } block: bash reads it completely before running it, so editing
+# this file while a long run is in a step cannot change what that run does next.
+{
 cd "$(dirname "$0")/../.."
 source recipes/default/v2_common.sh
 MDX=${MDX:-.venv/bin/mdxmix}
@@ -83,3 +86,5 @@ if has oracle; then
   $PY recipes/agnostic/near_oracle.py "$RUN/best.safetensors" --data "$EVAL_DATA" --split test --songs 3 \
       | tee "$OUT/results/near_oracle.log"
 fi
+exit
+}

@@ -9,6 +9,9 @@
 # Upstream training is budgeted in minutes of wall time, so a rebuild on another machine
 # gives models of the same kind, not byte-identical ones.
 set -euo pipefail
+# The whole script is one { } block: bash reads it completely before running it, so editing
+# this file while a long run is in a step cannot change what that run does next.
+{
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 MDX=${MDX:-.venv/bin/mdxmix}
@@ -69,3 +72,5 @@ fi
 if has inspect; then
   $MDX inspect examples/demo.wav --plot recipes/default/demo_weights.png --csv "$DATA/demo_weights.csv"
 fi
+exit
+}

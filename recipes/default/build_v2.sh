@@ -27,6 +27,9 @@
 # Data stays outside the repo (DATA, default /work/data). Bundling into weights/ is a
 # deliberate step, run once the numbers are final (each weights file is committed once).
 set -euo pipefail
+# The whole script is one { } block: bash reads it completely before running it, so editing
+# this file while a long run is in a step cannot change what that run does next.
+{
 cd "$(dirname "$0")/../.."
 source recipes/default/v2_common.sh
 PY=${PY:-.venv/bin/python}
@@ -122,3 +125,5 @@ if has consistency; then
       --consistency none --consistency even --consistency energy --consistency spectral --no-baselines \
       --out "$DATA/results_v2/consistency-valid"
 fi
+exit
+}

@@ -23,6 +23,9 @@
 #         two new mixers only (the upstreams and ensembles are build_v2's eval tables, same
 #         songs and files)
 set -euo pipefail
+# The whole script is one { } block: bash reads it completely before running it, so editing
+# this file while a long run is in a step cannot change what that run does next.
+{
 cd "$(dirname "$0")/../.."
 source recipes/default/v2_common.sh
 PY=${PY:-.venv/bin/python}
@@ -87,3 +90,5 @@ if has eval; then
         --out "$DATA/results_v2mix/$name-test"
   done
 fi
+exit
+}

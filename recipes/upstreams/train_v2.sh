@@ -25,6 +25,9 @@
 # played alone (a guitar track, a drum loop) is learnt to go to its own stem; the real-recording
 # check (bench/real_recordings.py) found solo guitars going to vocals and bass.
 set -euo pipefail
+# The whole script is one { } block: bash reads it completely before running it, so editing
+# this file while a long run is in a step cannot change what that run does next.
+{
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-/work/data/corpus_v2}
@@ -44,3 +47,5 @@ train hdemucs16 "$MINUTES" demucs --init weights/hdemucs16.safetensors --batch 2
 train spectral4 "$MINUTES" spectral --init weights/spectral4.safetensors --batch 4 --lr 5e-4
 train spectral_vocals "$VOCALS_MINUTES" spectral --init weights/spectral_vocals.safetensors --stems vocals --batch 4 --lr 5e-4
 wait
+exit
+}
