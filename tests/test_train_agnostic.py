@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from mdxmix.checkpoint import load_checkpoint
-from mdxmix.errors import UserError
+from mdxmix.errors import CheckpointError, UserError
 from mdxmix.mixer import AgnosticMixer
 from mdxmix.mixer.agnostic import AgnosticConfig, layout_channels
 from mdxmix.mixer.engine import mix_tensor
@@ -184,3 +184,35 @@ def test_a_fresh_mixer_has_no_free_rows():
         convex, free = mixer.weight_parts(torch.randn(3, layout_channels(layout), 1024), layout)
     assert float(free.abs().max()) == 0.0 and float(free_penalty(free)) == 0.0
     torch.testing.assert_close(convex[0], convex[2])
+
+
+def test_valid_upstreams_are_validated_on_and_never_trained_on(tmp_path, tiny_dataset, model_dir):
+    """--valid-upstream: a held-out separator joins the validation sets (alone and beside the pool)
+    and is run on the valid songs only; the checkpoint's upstreams stay the pool."""
+    import shutil
+
+    held = tmp_path / "held_hdemucs.safetensors"  # another file, so another upstream id
+    shutil.copy(model_dir / "tiny_hdemucs.safetensors", held)
+    cfg = TrainConfig(data=tiny_dataset, out=tmp_path / "run", upstreams=[f"demucs-file:{model_dir / 'tiny_hdemucs.safetensors'}"],
+                      valid_upstreams=[f"demucs-file:{held}:vocals"], cache_dir=tmp_path / "cache", kind="agnostic",
+                      preset="tiny", epochs=1, steps_per_epoch=2, batch_size=2, synthetic=0.0, **TINY)
+    summary = train(cfg)
+    record = json.loads((cfg.out / "log.jsonl").read_text().splitlines()[-1])
+    assert list(record["valid_sets"]) == ["pool", "held", "pool+held"]
+    assert record["valid_loss"] == pytest.approx(sum(record["valid_sets"].values()) / 3, abs=3e-6)
+    assert record["valid_sets"]["held"] != record["valid_sets"]["pool"]
+    _, meta = load_checkpoint(summary.best)
+    assert [u.model for u in meta.upstreams] == ["tiny_hdemucs.safetensors"]
+    assert meta.provenance["valid_upstreams"] and "held_hdemucs" in meta.provenance["valid_upstreams"][0]
+    held_entries = [p for p in (tmp_path / "cache").rglob("*.npy") if "held_hdemucs" in str(p)]
+    valid_songs = [d for d in (tiny_dataset / "valid").iterdir() if d.is_dir()]
+    assert len(held_entries) == len(valid_songs)  # computed for the valid songs only
+    with pytest.raises(UserError, match="--valid-upstream is for --kind agnostic"):
+        TrainConfig(data=tiny_dataset, out=tmp_path / "o", upstreams=cfg.upstreams, valid_upstreams=cfg.valid_upstreams)
+    with pytest.raises(UserError, match="cannot also be held out"):
+        train(TrainConfig(**{**{k: getattr(cfg, k) for k in ("data", "cache_dir", "kind", "preset", "upstreams")},
+                             "out": tmp_path / "o2", "valid_upstreams": cfg.upstreams, **TINY}))
+    resumed = TrainConfig(**{**{k: getattr(cfg, k) for k in ("data", "out", "cache_dir", "kind", "preset", "upstreams")},
+                             "epochs": 2, "steps_per_epoch": 2, "batch_size": 2, "synthetic": 0.0, "resume": True, **TINY})
+    with pytest.raises(CheckpointError, match="another mixer or other upstreams"):
+        train(resumed)  # the same run without its valid-only upstream would choose epochs differently

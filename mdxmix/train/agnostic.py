@@ -145,14 +145,22 @@ class ValidationSet:
         return tuple(pool[i] for i in self.real) + tuple(s.stems for s in self.synthetic)
 
 
-def validation_sets(pool: Layout, synthetic: float, seed: int) -> list[ValidationSet]:
+def validation_sets(pool: Layout, synthetic: float, seed: int, held: Layout = ()) -> list[ValidationSet]:
     """The pool; each member alone (when there are several); with synthetic training, two random
     synthetic separators and the pool beside a near-oracle one (so "strong separators are not
-    harmed" is part of the choice). Fixed by `seed`: every epoch is scored on the same sets."""
+    harmed" is part of the choice); with `held` (valid-only upstreams, indexed after the pool)
+    those together, each alone when there are several, and beside the pool. Fixed by `seed`:
+    every epoch is scored on the same sets."""
     everything = tuple(range(len(pool)))
     sets = [ValidationSet("pool", everything)]
     if len(pool) > 1:
         sets += [ValidationSet(f"upstream{i}", (i,)) for i in everything]
+    if held:
+        unseen = tuple(range(len(pool), len(pool) + len(held)))
+        sets.append(ValidationSet("held", unseen))
+        if len(held) > 1:
+            sets += [ValidationSet(f"held{j}", (i,)) for j, i in enumerate(unseen)]
+        sets.append(ValidationSet("pool+held", everything + unseen))
     if synthetic > 0:
         generator = torch.Generator().manual_seed(seed + 104_729)
         sets.append(ValidationSet("synthetic", (), (random_synthetic(generator), random_synthetic(generator))))

@@ -71,6 +71,7 @@ def train_command(
     synthetic: float = typer.Option(D("synthetic"), "--synthetic", help="--kind agnostic: chance that each member of an example's upstream set is a synthetic separator rather than one of the --upstream pool."),
     max_upstreams: int = typer.Option(D("max_upstreams"), "--max-upstreams", help="--kind agnostic: each example mixes 1 to this many upstreams."),
     anchor: float = typer.Option(D("anchor"), "--anchor", help="--kind agnostic: L2 penalty on the free rows of W, what the mixer adds to its gated per-stem average of the upstreams (0: none). Keeps it near that average for separators unlike those it was trained with; 0.2 scored best of 0, 0.2 and 1 on an unseen family's valid songs."),
+    valid_upstream: list[str] = typer.Option([], "--valid-upstream", help="--kind agnostic: FAMILY:MODEL[:stems] mixed only when validating, alone and beside the pool, never in training; the best epoch then also reflects separators the mixer never learnt. Repeatable."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per epoch on stdout, and a JSON summary at the end."),
 ) -> None:
     """Train a 1x1-conv or MDX-Mixer checkpoint on a MUSDB18-HQ-layout dataset."""
@@ -82,7 +83,7 @@ def train_command(
         lr=lr, shift=shift, seed=seed, train_split=train_split, valid_split=valid_split, steps_per_epoch=steps_per_epoch,
         cache_dir=cache_dir, device=device, amp=amp, workers=workers, jobs=jobs, resume=resume, init=init,
         upstream_trained_on=list(upstream_trained_on), val_hop=val_hop, half=half, json_log=as_json,
-        synthetic=synthetic, max_upstreams=max_upstreams, anchor=anchor,
+        synthetic=synthetic, max_upstreams=max_upstreams, anchor=anchor, valid_upstreams=list(valid_upstream),
     )
     summary = train(cfg)
     if not summary.main:

@@ -55,6 +55,9 @@ class TrainConfig:
     # agnostic kind: L2 penalty on the free rows of W; 0.2 chosen on the held-out family's valid
     # songs over 0 and 1 (recipes/agnostic/README.md, third run); 0 is how the first models trained
     anchor: float = 0.2
+    # agnostic kind: upstreams mixed only in validation, never in training, so that the best
+    # epoch is chosen partly on separators the mixer has not learnt (a held-out family)
+    valid_upstreams: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for option, value, allowed in (("--kind", self.kind, KINDS), ("--preset", self.preset, tuple(PRESETS)),
@@ -65,6 +68,8 @@ class TrainConfig:
             raise UserError("--no-mixture needs at least one --upstream (X would be empty)")
         if self.kind == AgnosticMixer.kind:
             self._check_agnostic()
+        elif self.valid_upstreams:
+            raise UserError("--valid-upstream is for --kind agnostic (another mixer takes only the upstreams it trains on)")
 
     def _check_agnostic(self) -> None:
         if self.preset not in AGNOSTIC_PRESETS:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from .. import __version__
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
 from ..device import default_jobs
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, UsageError, UserError
 from ..mixer import PRESETS, AgnosticConfig, AgnosticMixer, Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
 from ..mixer.engine import mix_stream
 from ..stems import AUDIO_CHANNELS, STEMS
@@ -49,9 +49,10 @@ class Prepared:
     specs: list[UpstreamSpec]
     search: list[Path]
     train_songs: list[PreparedSong]
-    valid_songs: list[PreparedSong]
+    valid_songs: list[PreparedSong]  # their X holds the pool's stems, then the valid-only upstreams'
     warnings: list[str]
     upstream_loads: int
+    valid_specs: list[UpstreamSpec] = field(default_factory=list)  # --valid-upstream
 
 
 def build_model(cfg: TrainConfig, in_channels: int) -> Mixer:
@@ -113,8 +114,11 @@ class UpstreamLoader:
 def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
     """Step 1: parse the upstreams, fill the stem cache for both splits, check for leakage."""
     specs, search = parse_upstreams(cfg.upstreams)
+    valid_specs, valid_search = parse_upstreams(cfg.valid_upstreams, "--valid-upstream")
+    if {s.id for s in specs} & {s.id for s in valid_specs}:
+        raise UsageError("--valid-upstream: an upstream of the training pool (--upstream) cannot also be held out")
     cache = StemCache(cfg.cache_dir)
-    loader = UpstreamLoader(specs, search, env.device)
+    loader = UpstreamLoader(specs + valid_specs, search + valid_search, env.device)  # indices: the pool first
 
     def report(name: str, computed: bool) -> None:
         if env.main and not cfg.json_log:
@@ -130,14 +134,14 @@ def prepare(cfg: TrainConfig, env: Distributed, log) -> Prepared:
 
     # Rank 0 fills the cache first so that processes never compute the same stems twice.
     if env.main:
-        songs = split(cfg.train_split, report, train_specs), split(cfg.valid_split, report, specs)
+        songs = split(cfg.train_split, report, train_specs), split(cfg.valid_split, report, specs + valid_specs)
     env.barrier()
     if not env.main:
-        songs = split(cfg.train_split, None, train_specs), split(cfg.valid_split, None, specs)
+        songs = split(cfg.train_split, None, train_specs), split(cfg.valid_split, None, specs + valid_specs)
     warnings = leakage_report([s.name for s in songs[0]], cfg.upstream_trained_on, cfg.data)
     for line in warnings if env.main else []:
         log(f"warning: {line}", file=sys.stderr)
-    return Prepared(specs, search, songs[0], songs[1], warnings, len(loader.loaded))
+    return Prepared(specs, search, songs[0], songs[1], warnings, len(loader.loaded), valid_specs)
 
 
 def build(cfg: TrainConfig, specs: list[UpstreamSpec], device: torch.device) -> tuple[Mixer, torch.optim.Optimizer]:
@@ -152,13 +156,15 @@ def build(cfg: TrainConfig, specs: list[UpstreamSpec], device: torch.device) -> 
 
 
 def resume(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer, specs: list[UpstreamSpec],
-           env: Distributed, log) -> dict:
+           env: Distributed, log, valid_specs: list[UpstreamSpec] = ()) -> dict:
     """Step 3: the loop's bookkeeping, restored with model and optimiser from `state.safetensors` on --resume."""
     state_path = cfg.out / "state.safetensors"
     info = {"epoch": 0, "best_loss": None, "best_epoch": None, "history": []}
     signature = {"mixer": model.config.to_dict(), "upstreams": [s.id for s in specs], "kind": model.kind}
     if not cfg.mixture:
         signature["mixture"] = False
+    if valid_specs:  # they choose the best epoch, so a resumed run must keep them
+        signature["valid_upstreams"] = [s.id for s in valid_specs]
     if cfg.resume and state_path.exists():
         if read_state_info(state_path).get("signature") != signature:
             raise CheckpointError(f"{state_path}: the saved run used another mixer or other upstreams; start a new --out folder")
@@ -227,8 +233,8 @@ def provenance(cfg: TrainConfig, data: Prepared, env: Distributed) -> dict:
         "valid_songs": len(data.valid_songs), "segment_shift": cfg.shift, "batch_size_per_device": cfg.batch_size,
         "world_size": env.world, "lr": cfg.lr, "seed": cfg.seed, "git_commit": git_commit(), "mdxmix": __version__,
         "leakage_warnings": data.warnings,
-        **({"synthetic_share": cfg.synthetic, "max_upstreams": cfg.max_upstreams, "anchor": cfg.anchor}
-           if cfg.kind == AgnosticMixer.kind else {}),
+        **({"synthetic_share": cfg.synthetic, "max_upstreams": cfg.max_upstreams, "anchor": cfg.anchor,
+            "valid_upstreams": [s.id for s in data.valid_specs]} if cfg.kind == AgnosticMixer.kind else {}),
     }
 
 
@@ -249,9 +255,9 @@ def _train(cfg: TrainConfig, env: Distributed, log) -> TrainSummary:
     cfg.out.mkdir(parents=True, exist_ok=True)
     if env.main:
         _place_upstream_files(data.specs, data.search, cfg.out)
-    info = resume(cfg, model, optimizer, data.specs, env, log)
+    info = resume(cfg, model, optimizer, data.specs, env, log, data.valid_specs)
     dataset = SegmentDataset(data.train_songs, model.segment, cfg.shift)
-    epoch_step, score = _epoch_step(cfg, model, optimizer, dataset, data.specs, env, data.valid_songs)
+    epoch_step, score = _epoch_step(cfg, model, optimizer, dataset, data.specs, env, data.valid_songs, data.valid_specs)
     base = provenance(cfg, data, env)
     if info["epoch"] == 0:  # where training starts from: the loss curve's epoch 0, and the best so far
         info["initial_valid_loss"], info["initial_valid_sets"] = score()
@@ -288,7 +294,8 @@ def _meta(cfg: TrainConfig, model: Mixer, data: Prepared, base: dict, epoch: int
 
 
 def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer, dataset: SegmentDataset,
-                specs: list[UpstreamSpec], env: Distributed, valid_songs: list[PreparedSong]):
+                specs: list[UpstreamSpec], env: Distributed, valid_songs: list[PreparedSong],
+                valid_specs: list[UpstreamSpec] = ()):
     """`epoch -> (train loss, segments)` for this kind of mixer, and `() -> (valid L1, L1 per set or None)`.
 
     The agnostic mixer trains on random upstream sets (`agnostic`) and is validated on several
@@ -302,10 +309,13 @@ def _epoch_step(cfg: TrainConfig, model: Mixer, optimizer: torch.optim.Optimizer
         net = torch.nn.parallel.DistributedDataParallel(model) if env.world > 1 else model
         return (lambda epoch: run_epoch(cfg, net, optimizer, dataset, env, epoch)), (lambda: (score(model, valid_songs), None))
     pool = tuple(tuple(s.stems) for s in specs)
-    sets = validation_sets(pool, cfg.synthetic, cfg.seed)
+    held = tuple(tuple(s.stems) for s in valid_specs)
+    sets = validation_sets(pool, cfg.synthetic, cfg.seed, held)
+    everything = pool + held  # the layout of the valid songs' X
 
     def score_sets() -> tuple[float, dict[str, float]]:
-        losses = {v.name: score(model.bind(v.layout(pool)), [SetSong(song, v, pool) for song in valid_songs]) for v in sets}
+        losses = {v.name: score(model.bind(v.layout(everything)), [SetSong(song, v, everything) for song in valid_songs])
+                  for v in sets}
         return sum(losses.values()) / len(losses), {name: round(loss, 6) for name, loss in losses.items()}
     sampler = SubsetSampler(pool, cfg.synthetic, cfg.max_upstreams, torch.Generator())
 

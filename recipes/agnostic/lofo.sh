@@ -47,10 +47,14 @@ ANCHOR=${ANCHOR:-0.2}  # --anchor: L2 penalty on the free rows of W (0 in the fi
 POOL=${POOL:-"demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"}
 [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}
+# VALID_ONLY: upstreams (e.g. one POOL family taken out of POOL) that choose the best epoch
+# and are never trained on (`--valid-upstream`), a stand-in for the unseen HELD family
+VALID_ONLY=${VALID_ONLY:-}
 RUN=$OUT/runs/lofo
 flags() { local flag=$1; shift; for spec in "$@"; do printf '%s\n%s\n' "$flag" "$spec"; done; }
 mapfile -t pool_flags < <(flags --upstream $POOL)
 mapfile -t held_flags < <(flags --with-upstream $HELD)
+mapfile -t valid_only_flags < <(flags --valid-upstream $VALID_ONLY)
 # the mixer's rows with each mixture-consistency mode: the fixed ensembles are raw sums, so
 # `none` is the like-for-like row, `spectral` what `mdxmix` writes by default
 CONSISTENCY=${CONSISTENCY:-"spectral none"}
@@ -68,7 +72,7 @@ fi
 
 if has train; then
   resume=(); [[ -f $RUN/state.safetensors ]] && resume=(--resume)
-  $MDX train --kind agnostic --preset tiny --data "$OUT/root" "${pool_flags[@]}" --cache-dir "$CACHE" \
+  $MDX train --kind agnostic --preset tiny --data "$OUT/root" "${pool_flags[@]}" "${valid_only_flags[@]}" --cache-dir "$CACHE" \
       --synthetic 0.5 --max-upstreams 4 --lr 1e-3 --batch-size 4 --epochs "$EPOCHS" \
       --steps-per-epoch "$STEPS_PER_EPOCH" --anchor "$ANCHOR" --out "$RUN" "${resume[@]}"
 fi
