@@ -14,8 +14,8 @@
 # eval    museval on EVAL_DATA/test (default the frozen v1 test split, per-source best
 #         chosen on corpus v2's mixer-valid songs): the HELD upstreams
 #         alone, every fixed ensemble of them and the agnostic mixer over them
-#         (`mdxmix eval --with-upstream --no-baselines`: not the pool's upstreams), with
-#         and without mixture consistency; targets: >= best single + 0.3 dB, >= best
+#         (`mdxmix eval --with-upstream`, which leaves out the checkpoint's own pool
+#         upstreams), with and without mixture consistency; targets: >= best single + 0.3 dB, >= best
 #         ensemble + 0.2 dB
 # oracle  three near-oracle synthetic separators (14-20 dB) and the mixer over them
 #         (recipes/agnostic/near_oracle.py); target: within 0.1 dB of the best or above
@@ -85,7 +85,7 @@ if has eval; then
   fi
   ln -sfn "$RUN/best.safetensors" "$OUT/agnostic-lofo.safetensors"  # the table's row name
   $MDX eval --data "$EVAL_DATA" --split test --cache-dir "$CACHE" --checkpoint "$OUT/agnostic-lofo.safetensors" \
-      "${held_flags[@]}" "${consistency_flags[@]}" --no-baselines --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
+      "${held_flags[@]}" "${consistency_flags[@]}" --metric museval --jobs 2 --out "$OUT/results/lofo" | tee "$OUT/results/lofo.log"
 fi
 
 if has oracle; then
