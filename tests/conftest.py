@@ -5,8 +5,10 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,33 @@ def test_processes_share_the_machine():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+#: What libstdc++ prints when a rank of a two-process gloo run aborts (SIGABRT). It has been
+#: seen in about 1 of 20 to 1 of 40 runs of the two gloo tests on 2-core machines under load
+#: (CI, full suites), never with the cause found: the training itself had finished or not is
+#: not known, since the aborting rank prints nothing before it.
+GLOO_ABORT = "terminate called without an active exception"
+
+
+def run_two_gloo_processes(train_args: list[str], out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node 2 -m mdxmix train ... --out OUT`, on CPU.
+
+    Why a second try: the two gloo tests check what the two processes computed, not gloo's
+    teardown, and a rare abort of one rank (`GLOO_ABORT`) made CI fail on an unchanged path.
+    Only that abort is retried, once, into a fresh folder, and it is reported as a warning,
+    so the suite's summary still shows it. Both tries run with Python's fault handler on, so
+    an abort prints every thread's Python stack: the evidence that is missing so far.
+    """
+    env = {**env, "PYTHONFAULTHANDLER": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "mdxmix", "train", *train_args]
+    run = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    if run.returncode != 0 and GLOO_ABORT in run.stderr:
+        warnings.warn(f"a gloo rank aborted; trying once more. Its stderr:\n{run.stderr[-4000:]}", stacklevel=2)
+        shutil.rmtree(out, ignore_errors=True)
+        run = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    return run
 
 
 def bytecode_is_cached() -> bool:

@@ -20,6 +20,8 @@ from mdxmix.train.data import prepare_split
 from mdxmix.train.trainer import Distributed, TrainConfig, average_weights, build_model, train, validate
 from mdxmix.upstream.parse import parse_upstream
 
+from conftest import run_two_gloo_processes
+
 TINY = dict(segment=4096, folds=16, layers=1, token_hidden=16, channel_hidden=16, shift=2048, device="cpu", progress=False)
 
 
@@ -99,8 +101,7 @@ def test_two_gloo_processes_take_the_same_step_as_one(setup):
     one = subprocess.run([sys.executable, "-m", "mdxmix", "train", *args, "--batch-size", "4", "--out", str(work / "one")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mdxmix", "train",
-                          *args, "--batch-size", "2", "--out", str(work / "two")], capture_output=True, text=True, env=env, timeout=300)
+    two = run_two_gloo_processes([*args, "--batch-size", "2"], work / "two", env)
     assert two.returncode == 0, two.stderr
     summaries = [json.loads(line) for line in two.stdout.splitlines() if line.startswith('{"main"') or '"best"' in line]
     assert len(summaries) == 1  # only rank 0 reports

@@ -22,6 +22,8 @@ from mdxmix.train.agnostic import SetSong, SubsetSampler, free_penalty, run_agno
 from mdxmix.train.distributed import Distributed
 from mdxmix.train.trainer import TrainConfig, train
 
+from conftest import run_two_gloo_processes
+
 TINY = dict(segment=4096, folds=16, layers=1, token_hidden=16, channel_hidden=16, shift=2048, device="cpu", progress=False)
 
 
@@ -106,9 +108,7 @@ def test_two_gloo_processes_train_the_agnostic_mixer_like_one(tmp_path, tiny_dat
     one = subprocess.run([sys.executable, "-m", "mdxmix", "train", *args, "--batch-size", "4", "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mdxmix", "train",
-                          *args, "--batch-size", "2", "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
-                         timeout=300)
+    two = run_two_gloo_processes([*args, "--batch-size", "2"], tmp_path / "two", env)
     assert two.returncode == 0, two.stderr
     a, b = load_file(tmp_path / "one" / "state.safetensors"), load_file(tmp_path / "two" / "state.safetensors")
     assert a.keys() == b.keys()
