@@ -25,6 +25,7 @@ FAMILY_NOTES = {
     "demucs-file": "Demucs-architecture weights, file in this folder",
     "spectral-file": "mdxmix spectral-mask weights, file in this folder",
     "umx-file": "mdxmix Open-Unmix-style (BiLSTM) weights, file in this folder",
+    "spleeter-file": "Deezer's Spleeter (MIT), converted to safetensors by recipes/upstreams/get_spleeter.py, file in this folder",
 }
 
 

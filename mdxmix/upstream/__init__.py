@@ -46,6 +46,13 @@ def _umx_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> U
     return load_local_umx(path, spec.id, device)
 
 
+def _spleeter_file(spec: UpstreamSpec, search: list[Path], device: torch.device) -> Upstream:
+    from .spleeter import load_local_spleeter
+
+    path = find_weight_file(spec.model, sha256=spec.sha256, hub=spec.hub, search=search)
+    return load_local_spleeter(path, spec.id, device)
+
+
 def _known(spec: UpstreamSpec):
     """The catalog entry a spec names: by name, or (for a file) by the file's pinned sha256."""
     from .catalog import known_file_by_sha256, known_model
@@ -108,6 +115,7 @@ FAMILIES: dict[str, Loader] = {
     "demucs-file": _demucs_file,
     "spectral-file": _spectral_file,
     "umx-file": _umx_file,
+    "spleeter-file": _spleeter_file,
     "mdxnet-onnx": _mdxnet_onnx,
     "resunet": _resunet,
     "roformer": _roformer,

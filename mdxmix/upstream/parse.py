@@ -5,6 +5,7 @@
     demucs-file:weights/small.safetensors a local Demucs package (its sha256 is pinned)
     spectral-file:weights/voc.safetensors:vocals  a local spectral-mask model (mdxmix.upstream.spectral)
     umx-file:weights/umx4.safetensors     a local Open-Unmix-style model (mdxmix.upstream.umx)
+    spleeter-file:spleeter-2stems.safetensors     Deezer's Spleeter, converted (mdxmix.upstream.spleeter): vocals
     mdxnet-onnx:kuielab_a                 a catalogued model by name (its stems by default)
     mdxnet-onnx:UVR-MDX-NET-Inst.onnx:vocals      a local ONNX file (framing from NAME.json beside it)
     resunet:resunet143_vocals             bytesep's ResUNet143 vocals (file placed by hand, see catalog)
@@ -22,7 +23,9 @@ from ..weightfiles import file_sha256
 from .base import UpstreamSpec
 from .catalog import known_model, known_names
 
-FILE_FAMILIES = {"demucs-file", "spectral-file", "umx-file"}
+FILE_FAMILIES = {"demucs-file", "spectral-file", "umx-file", "spleeter-file"}
+#: What a file family gives when the spec names no stems: all four, except the 2-stem Spleeter.
+DEFAULT_STEMS = {"spleeter-file": ("vocals",)}
 NAMED_FAMILIES = {"mdxnet-onnx", "resunet", "roformer"}  # a file, or a name from upstream/catalog.py
 
 
@@ -32,7 +35,7 @@ def parse_upstream(text: str) -> tuple[UpstreamSpec, Path | None]:
     if len(parts) < 2 or not parts[0] or not parts[1]:
         raise UserError(f"--upstream {text!r}: expected FAMILY:MODEL[:stem+stem], e.g. demucs:htdemucs or demucs-file:x.safetensors:vocals")
     family, model = parts[0], parts[1]
-    stems = tuple(parts[2].split("+")) if len(parts) > 2 and parts[2] else STEMS
+    stems = tuple(parts[2].split("+")) if len(parts) > 2 and parts[2] else DEFAULT_STEMS.get(family, STEMS)
     if len(parts) > 3:
         raise UserError(f"--upstream {text!r}: too many ':' fields")
     folder = None
