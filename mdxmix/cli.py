@@ -335,6 +335,9 @@ def _report_error(exc: BaseException, verbose: bool) -> None:
 
 
 SUBCOMMANDS = {"separate", "models", "eval", "train", "inspect", "cache"}
+#: Subcommands with their own --verbose/-v option; the others accept it too (every error line
+#: says "rerun with --verbose"), and `main` takes it out before click parses their options.
+OWN_VERBOSE = {"separate", "inspect"}
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -366,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in args or "-v" in args
     if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--install-completion", "--show-completion"):
         args = ["separate", *args]
+    if verbose and args and args[0] not in OWN_VERBOSE:
+        args = [a for a in args if a not in ("--verbose", "-v")]
     command = typer.main.get_command(app)
     global _MAIN_PID
     _MAIN_PID = os.getpid()

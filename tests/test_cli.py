@@ -63,6 +63,16 @@ def test_verbose_shows_the_traceback(tmp_path, model_dir):
     assert done.returncode == 1 and "Traceback" in done.stderr and "absent.wav: no such file" in done.stderr
 
 
+def test_every_subcommand_takes_the_verbose_its_errors_suggest(tmp_path):
+    # `mdxmix train`, `eval`, `models` and `cache` have no option of their own for it
+    for args, message in ((("train", "--data", "absent", "--upstream", "demucs:htdemucs", "--out", "o"), "absent"),
+                          (("eval", "--data", "absent"), "nothing to score")):
+        quiet, loud = run(*args, cwd=tmp_path), run(*args, "--verbose", cwd=tmp_path)
+        assert quiet.returncode == loud.returncode != 0 and message in loud.stderr, loud.stderr
+        assert "No such option" not in loud.stderr and "Traceback" not in quiet.stderr
+    assert run("cache", "--verbose", "-v", cwd=tmp_path).returncode == 0
+
+
 def test_help_shows_examples(tmp_path):
     done = run("separate", "--help", cwd=tmp_path)
     assert done.returncode == 0 and "mdxmix song.wav" in done.stdout

@@ -13,7 +13,9 @@
 # split   mixer-train = the odd-numbered train songs (the bundled upstreams trained on the even
 #         ones), mixer-valid = the first VALID_SONGS (8) valid songs
 # mixers  A and B: `tiny`, EPOCHS (8) x STEPS_PER_EPOCH (150) x 4 segments, side by side
-# eval    museval on the frozen v1 test split: A, B, the bundled default and B's upstreams
+# eval    museval on the frozen v1 test split: A, B and the bundled default
+# tables  (when asked for) the same split: the upstreams alone and fixed ensembles of them,
+#         without and with Spleeter
 # real    bench/real_recordings.py on the valid and the test clips, A and B
 #
 # Data stays outside the repo (DATA, default /work/data).
@@ -66,13 +68,21 @@ if has mixers; then
 fi
 
 if has eval; then
-  link_v1_eval_root "$DATA/eval_v1s" "$DATA" "$MIX/valid"
-  $MDX eval --data "$DATA/eval_v1s" --split test --cache-dir "$CACHE" --jobs 2 --metric museval \
+  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
       --checkpoint "$RUNS/B/best.safetensors" --checkpoint "$RUNS/A/best.safetensors" --checkpoint default \
       --out "$DATA/results_spleeter/v1-test"
 fi
 
+if has tables; then  # the upstreams alone and fixed ensembles of them, without and with Spleeter
+  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --metric museval \
+      --rules wave_avg,spec_avg_mix,spec_avg_avg,spec_max_mix "${UPSTREAMS[@]/--upstream/--with-upstream}" \
+      --out "$DATA/results_spleeter/v1-test-three"
+  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --metric museval \
+      "${WITH_SPLEETER[@]/--upstream/--with-upstream}" --out "$DATA/results_spleeter/v1-test-four"
+fi
+
 if has real; then
+  mkdir -p "$DATA/results_spleeter"
   for set in valid test; do
     for name in A B; do
       $PY bench/real_recordings.py --set "$set" --checkpoint "$RUNS/$name/best.safetensors" \
