@@ -13,7 +13,8 @@
 # split   mixer-train = the odd-numbered train songs (the bundled upstreams trained on the even
 #         ones), mixer-valid = the first VALID_SONGS (8) valid songs
 # mixers  A and B: `tiny`, EPOCHS (8) x STEPS_PER_EPOCH (150) x 4 segments, side by side
-# eval    museval on the frozen v1 test split: A, B and the bundled default
+# eval    museval on the mixer-valid songs (to decide on) and on the frozen v1 test split (to
+#         report): A, B and the bundled default
 # tables  (when asked for) the same split: the upstreams alone and fixed ensembles of them,
 #         without and with Spleeter
 # real    bench/real_recordings.py on the valid and the test clips, A and B
@@ -68,6 +69,10 @@ if has mixers; then
 fi
 
 if has eval; then
+  # valid (the 8 mixer-valid songs of corpus v2) to decide on, the frozen v1 test split to report
+  $MDX eval --data "$MIX" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
+      --checkpoint "$RUNS/B/best.safetensors" --checkpoint "$RUNS/A/best.safetensors" --checkpoint default \
+      --out "$DATA/results_spleeter/v2-valid"
   $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
       --checkpoint "$RUNS/B/best.safetensors" --checkpoint "$RUNS/A/best.safetensors" --checkpoint default \
       --out "$DATA/results_spleeter/v1-test"
