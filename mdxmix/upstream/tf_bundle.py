@@ -1,9 +1,9 @@
 """Reading a TensorFlow checkpoint (a "tensor bundle") without TensorFlow and without unpickling.
 
 Why: Deezer's Spleeter models, trained on real commercial music, are published only as TF
-checkpoints (`model.index` + `model.data-00000-of-00001`). Installing TensorFlow to read
-about 80 MB of float32 would add a gigabyte to a conversion; the format is small enough to
-read directly:
+checkpoints (`model.index` + `model.data-00000-of-00001`). TensorFlow itself, installed only
+to read about 80 MB of float32, would be a far larger dependency than the reader; the format
+is small enough to read directly:
 
 * `model.index` is a LevelDB table. Its last 48 bytes are the footer: two block handles
   (varint offset and size: the meta-index and the index block) and a magic number. The index

