@@ -47,8 +47,7 @@ if has spleeter; then
 fi
 
 if has split; then
-  # The bundled upstreams trained on the even-numbered songs: the list says which ones are here.
-  ls "$CORPUS/train" | awk '{ if ((substr($0, 1, 4) + 0) % 2 == 0) print }' > "$DATA/upstreams/upstream_train_songs.txt"
+  # writes the even-numbered songs (those the bundled upstreams trained on) to the list
   $PY recipes/upstreams/split_corpus.py --corpus "$CORPUS" --mixer-root "$MIX" \
       --list "$DATA/upstreams/upstream_train_songs.txt" --valid-songs "$VALID_SONGS"
 fi
