@@ -71,8 +71,8 @@ GLOO_ABORT = "terminate called without an active exception"
 def run_two_gloo_processes(train_args: list[str], out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc_per_node 2 -m mdxmix train ... --out OUT`, on CPU.
 
-    Why a second try: the two gloo tests check what the two processes computed, not gloo's
-    teardown, and a rare abort of one rank (`GLOO_ABORT`) made CI fail on an unchanged path.
+    Why a second try: the two gloo tests check what the two processes computed, not gloo
+    itself, and a rare abort of one rank (`GLOO_ABORT`) made CI fail on an unchanged path.
     Only that abort is retried, once, into a fresh folder, and it is reported as a warning,
     so the suite's summary still shows it. Both tries run with Python's fault handler on, so
     an abort prints every thread's Python stack: the evidence that is missing so far.
