@@ -24,8 +24,9 @@ from .base import UpstreamSpec
 from .catalog import known_model, known_names
 
 FILE_FAMILIES = {"demucs-file", "spectral-file", "umx-file", "spleeter-file"}
-#: What a file family gives when the spec names no stems: all four, except the 2-stem Spleeter.
-DEFAULT_STEMS = {"spleeter-file": ("vocals",)}
+#: What a file gives when the spec names no stems: all four, except the 2-stem Spleeter and
+#: bytesep's ResUNet (a .pth does not say its target; the vocals model is the one published).
+DEFAULT_STEMS = {"spleeter-file": ("vocals",), "resunet": ("vocals",)}
 NAMED_FAMILIES = {"mdxnet-onnx", "resunet", "roformer"}  # a file, or a name from upstream/catalog.py
 
 
@@ -73,8 +74,8 @@ def _parse_named(text: str, family: str, model: str, stems: tuple[str, ...] | No
     known = known_model(family, model)
     try:
         if path.is_file():
-            default = ("vocals",) if family == "resunet" else STEMS  # a bytesep .pth does not say its target
-            spec = UpstreamSpec(family=family, model=path.name, stems=stems or default, sha256=file_sha256(path))
+            spec = UpstreamSpec(family=family, model=path.name, stems=stems or DEFAULT_STEMS.get(family, STEMS),
+                                sha256=file_sha256(path))
             return spec, path.resolve().parent
         if known is not None:
             return UpstreamSpec(family=family, model=model, stems=stems or known.stems), None
