@@ -15,7 +15,7 @@ from mdxmix.errors import UpstreamError
 from mdxmix.stems import STEMS
 from mdxmix.upstream import build_upstream
 from mdxmix.upstream.base import UpstreamSpec, channel_names
-from mdxmix.upstream.demucs_adapter import load_local_demucs
+from mdxmix.upstream.demucs_adapter import DemucsUpstream, load_local_demucs
 from mdxmix.upstream.demucs_package import load_demucs_package
 
 from conftest import tiny_demucs
@@ -35,6 +35,41 @@ def test_local_demucs_adapter_gives_every_stem_at_input_length(model_dir):
     stems = upstream.separate(torch.randn(2, 30001) * 0.1)
     assert set(stems) == set(STEMS)
     assert all(s.shape == (2, 30001) and torch.isfinite(s).all() for s in stems.values())
+
+
+def test_separating_never_moves_the_model_so_threads_can_share_it(model_dir, monkeypatch):
+    """`Module.to` empties an LSTM's flat-weight references for a moment; demucs' `apply_model`
+    calls it on every call, and a second thread's forward on the same model then failed
+    (`mdxmix train -j 2`: "zip() argument 2 is longer than argument 1", in torch's rnn.py)."""
+    from demucs.apply import BagOfModels
+
+    single = load_local_demucs(model_dir / "tiny_hdemucs.safetensors", "tiny")
+    bag = DemucsUpstream(BagOfModels([tiny_demucs(), load_demucs_package(model_dir / "tiny_hdemucs.safetensors")]), "bag")
+    moves = []
+    original = torch.nn.Module._apply
+
+    def spy(module, fn, recurse=True):
+        moves.append(type(module).__name__)
+        return original(module, fn, recurse)
+
+    monkeypatch.setattr(torch.nn.Module, "_apply", spy)
+    for upstream in (single, bag):
+        upstream.separate(torch.randn(2, 44100 * 5) * 0.1)
+    assert moves == []
+    assert any(isinstance(m, torch.nn.LSTM) for m in single.model.modules())  # the case that failed
+
+
+def test_a_bag_is_weighted_per_stem_as_demucs_does_it(model_dir):
+    from demucs.apply import BagOfModels, apply_model
+
+    models = [tiny_demucs(), load_demucs_package(model_dir / "tiny_hdemucs.safetensors")]
+    torch.nn.init.normal_(next(models[0].parameters()), std=0.5)  # two different members
+    bag = BagOfModels(models, [[1.0, 0.5, 1.0, 0.2], [0.3, 1.0, 1.0, 1.0]])
+    mix = torch.randn(1, 2, 44100 * 9 + 17) * 0.1
+    with torch.no_grad():
+        reference = apply_model(bag, mix, shifts=0, split=True, overlap=0.25, progress=False)
+        ours = DemucsUpstream(bag, "bag")._apply_model(mix)
+    torch.testing.assert_close(ours, reference, atol=0, rtol=0)
 
 
 def test_build_upstream_checks_hash_and_stems(model_dir):

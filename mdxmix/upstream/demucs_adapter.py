@@ -22,7 +22,7 @@ class DemucsUpstream:
         self.device = torch.device(device)
         self.overlap = overlap
         # Chunks run through the network at once. On a GPU one small chunk per call leaves it
-        # idle between kernel launches; on a CPU batching gains nothing, so demucs' own loop runs.
+        # idle between kernel launches; on a CPU batching gains nothing, so one chunk per call.
         self.chunk_batch = chunk_batch if chunk_batch is not None else (16 if self.device.type == "cuda" else 1)
         self.sample_rate = int(model.samplerate)
         self.stems = tuple(model.sources)
@@ -31,21 +31,40 @@ class DemucsUpstream:
 
     def separate(self, mixture: Tensor) -> dict[str, Tensor]:
         """Stems on the mixture's device (a GPU mixture is never copied to the host here)."""
-        from demucs.apply import BagOfModels, apply_model
-
         # demucs.separate normalises by the mono mixture's statistics and undoes it after.
         ref = mixture.mean(0)
         mean, std = ref.mean(), ref.std()
         std = torch.where(std > 1e-8, std, torch.ones_like(std))
         normalised = ((mixture - mean) / std)[None]
         with torch.no_grad():
-            if self.chunk_batch > 1 and not isinstance(self.model, BagOfModels):
-                out = split_batched(self.model, normalised.to(self.device), self.overlap, self.chunk_batch)[0]
-            else:
-                out = apply_model(self.model, normalised, shifts=0, split=True, overlap=self.overlap,
-                                  progress=False, device=self.device)[0]
+            out = self._apply_model(normalised.to(self.device))[0]
         out = out.to(mixture.device).float().mul_(std).add_(mean)  # in place: two stem-sized copies fewer at the peak
         return {stem: out[i] for i, stem in enumerate(self.stems)}
+
+    def _apply_model(self, mix: Tensor) -> Tensor:
+        """`demucs.apply.apply_model(model, mix, shifts=0, split=True)`, without moving any model.
+
+        Why not call demucs' function: it runs `model.to(device)` on every call (and moves each
+        model of a bag there and back), and `Module.to` empties an LSTM's list of flat-weight
+        references for a moment. One model serves several threads here (`mdxmix DIR -j 2`, the
+        stem-cache fill of `mdxmix train -j 2`), so another thread's LSTM forward could fail
+        with "zip() argument 2 is longer than argument 1". Bags are weighted per stem as
+        demucs' `BagOfModels` branch does it.
+        """
+        from demucs.apply import BagOfModels
+
+        if not isinstance(self.model, BagOfModels):
+            return split_batched(self.model, mix, self.overlap, self.chunk_batch)
+        estimates, totals = None, [0.0] * len(self.stems)
+        for model, stem_weights in zip(self.model.models, self.model.weights, strict=True):
+            out = split_batched(model, mix, self.overlap, self.chunk_batch)
+            for k, weight in enumerate(stem_weights):
+                out[:, k] *= weight
+                totals[k] += weight
+            estimates = out if estimates is None else estimates.add_(out)
+        for k, total in enumerate(totals):
+            estimates[:, k] /= total
+        return estimates
 
 
 def split_batched(model: torch.nn.Module, mix: Tensor, overlap: float, batch: int) -> Tensor:
