@@ -28,11 +28,11 @@ def test_registry_pins_every_bundled_file_and_names_a_default():
             assert spec.sha256 is not None and file_sha256(weights_dir() / spec.model) == spec.sha256, spec.id
 
 
-def test_default_mixes_three_upstream_families_and_was_trained_apart_from_them():
+def test_default_mixes_four_upstreams_and_was_trained_apart_from_them():
     meta = read_meta(Registry.load().checkpoint_path("default")[1])
     assert meta.mixer_kind == "mdx_mixer"
-    assert [u.family for u in meta.upstreams] == ["demucs-file", "spectral-file", "spectral-file"]
-    assert meta.upstreams[2].stems == ("vocals",)
+    assert [u.family for u in meta.upstreams] == ["demucs-file", "spectral-file", "spectral-file", "spleeter-file"]
+    assert meta.upstreams[2].stems == meta.upstreams[3].stems == ("vocals",)
     assert meta.provenance["leakage_warnings"] == []  # mixer-train songs disjoint from upstream-train songs
 
 

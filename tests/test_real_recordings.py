@@ -53,15 +53,18 @@ def test_the_stems_of_every_real_recording_add_back_to_it(separated):
 
 def test_real_recordings_mostly_land_in_their_own_stem(separated):
     right = {clip.file: _shares(separated[clip.file][1])[clip.stem] for clip in CLIPS}
-    # 4-s clips, corpus-v2 default: mean 49 %, Amen 95 %, tabla 96 %, choir 100 %, guitar fifths
-    # 65 %. The floors sit a few points under, so numerics cannot trip them but a regression does.
-    assert np.mean(list(right.values())) >= 0.45, right
-    # The clearest cases, each well above chance (25 %). A slide guitar, guitar harmonics and a
-    # low piano chord are the known weakness (vocals and bass take them today): no floor.
+    # 4-s clips, the four-upstream default: mean 51 %, Amen 98 %, tabla 97 %, choir 100 %, guitar
+    # fifths 51 %, guitar harmonics 63 % (Spleeter's vocals keep them out of vocals; on the 10-s
+    # loops of the README 66 % against 28 % with the three-upstream mdxmix-v2). The floors sit a
+    # few points under, so numerics cannot trip them but a regression does.
+    assert np.mean(list(right.values())) >= 0.47, right
+    # The clearest cases, each well above chance (25 %). A slide guitar and a low piano chord
+    # are the known weakness (vocals and bass take them today): no floor.
     assert right["ambi_choir.flac"] >= 0.9, right
     assert right["loop_amen_full.flac"] >= 0.85, right
     assert right["loop_tabla.flac"] >= 0.85, right
-    assert right["guit_e_fifths.flac"] >= 0.5, right
+    assert right["guit_e_fifths.flac"] >= 0.45, right
+    assert right["guit_harmonics.flac"] >= 0.55, right
 
 
 def test_the_clips_chosen_on_are_not_the_clips_reported():

@@ -45,7 +45,9 @@ STEPS=${STEPS:-"data train eval oracle"}
 SONGS=${SONGS:-24} VALID=${VALID:-4} V1_CORPUS=${V1_CORPUS:-} EPOCHS=${EPOCHS:-10} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-200}
 ANCHOR=${ANCHOR:-0.2}  # --anchor: L2 penalty on the free rows of W (0 in the first two runs; README: third run)
 if [[ -z ${POOL:-} ]]; then  # a POOL given is taken as it is
-  POOL="demucs-file:weights/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"
+  V1=$DATA/weights_v1  # the v1 HDemucs, out of git history (it left weights/)
+  [[ -f $V1/hdemucs16.safetensors ]] || bash recipes/default/v1_weights.sh "$V1"
+  POOL="demucs-file:$V1/hdemucs16.safetensors demucs-file:$UP/hdemucs16-v2.safetensors"
   [[ -f $UP/umx4-v2.safetensors ]] && POOL="$POOL umx-file:$UP/umx4-v2.safetensors"
 fi
 HELD=${HELD:-"spectral-file:$UP/spectral4-v2.safetensors spectral-file:$UP/spectral_vocals-v2.safetensors:vocals"}

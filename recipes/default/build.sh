@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the bundled default from nothing, on this kind of machine (2 CPU cores):
+# The corpus-v1 default (`mdxmix-v1`, since replaced: build_v2.sh, then build_spleeter.sh).
+# Rebuild it from nothing, on this kind of machine (2 CPU cores):
 #   corpus → upstream separators → upstream stem cache → 1×1-conv and MDX-Mixer → SDR table
 #   → weights/ (registered) → the W_k plot of the demo song.
 #
@@ -66,6 +67,10 @@ if has eval; then
 fi
 
 if has bundle; then
+  if [[ -f weights/spleeter-2stems.safetensors ]]; then  # it would replace the four-upstream default
+    echo "build.sh: weights/ holds a later default (build_spleeter.sh); compare with bundle.py --weights DIR instead" >&2
+    exit 1
+  fi
   $PY recipes/default/bundle.py --runs "$DATA/runs" --upstreams "$UP" --weights weights
 fi
 

@@ -18,8 +18,19 @@
 # tables  (when asked for) the same split: the upstreams alone and fixed ensembles of them,
 #         without and with Spleeter
 # real    bench/real_recordings.py on the valid and the test clips, A and B
+# conv    (when asked for) the 1x1-conv baseline over B's four upstreams, build_v2's settings
+# bundle  (when asked for: STEPS=bundle, after conv) B becomes mdxmix-default and the conv
+#         mdxmix-conv1x1, Spleeter's file goes into weights/, the previous default stays
+#         registered as mdxmix-v2, and files no registered checkpoint uses leave weights/
+#         (the mdxmix-v1 set: recipes/default/v1_weights.sh brings it back from git history)
 #
-# Data stays outside the repo (DATA, default /work/data).
+# Data stays outside the repo (DATA, default /work/data); MIX, RUNS and RESULTS name this run's
+# folders under it (mixer_spleeter, runs_spleeter, results_spleeter), MIXER_SONGS caps the
+# mixer-train songs (default: every odd song rendered). The default's full size, A being the
+# bundled default's own recipe:
+#
+#   HOURS_TRAIN=6.6 MIXER_SONGS=64 EPOCHS=20 STEPS_PER_EPOCH=300 MIX=/work/data/mixer_spleeter64 \
+#   RUNS=/work/data/runs_spleeter64 RESULTS=/work/data/results_spleeter64 bash recipes/default/build_spleeter.sh
 set -euo pipefail
 {
 cd "$(dirname "$0")/../.."
@@ -29,8 +40,10 @@ MDX=${MDX:-.venv/bin/mdxmix}
 DATA=${DATA:-/work/data}
 STEPS=${STEPS:-"corpus spleeter split mixers eval real"}
 HOURS_TRAIN=${HOURS_TRAIN:-2} VALID_HOURS=${VALID_HOURS:-0.4} VALID_SONGS=${VALID_SONGS:-8}
-EPOCHS=${EPOCHS:-8} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-150}
-CORPUS=$DATA/corpus_v2 MIX=$DATA/mixer_spleeter CACHE=$DATA/cache RUNS=$DATA/runs_spleeter
+EPOCHS=${EPOCHS:-8} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-150} MIXER_SONGS=${MIXER_SONGS:-}
+CORPUS=$DATA/corpus_v2 CACHE=$DATA/cache
+MIX=${MIX:-$DATA/mixer_spleeter} RUNS=${RUNS:-$DATA/runs_spleeter} RESULTS=${RESULTS:-$DATA/results_spleeter}
+export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}  # 64 mixer-train songs x 4 upstreams: ~22 GB
 SPLEETER=$DATA/upstreams/spleeter-2stems.safetensors
 mapfile -t UPSTREAMS < <(v2_upstream_flags weights)  # the bundled float16 files the default mixes
 WITH_SPLEETER=("${UPSTREAMS[@]}" --upstream "spleeter-file:$SPLEETER:vocals")
@@ -49,19 +62,21 @@ fi
 if has split; then
   # writes the even-numbered songs (those the bundled upstreams trained on) to the list
   $PY recipes/upstreams/split_corpus.py --corpus "$CORPUS" --mixer-root "$MIX" \
-      --list "$DATA/upstreams/upstream_train_songs.txt" --valid-songs "$VALID_SONGS"
+      --list "$DATA/upstreams/upstream_train_songs.txt" --valid-songs "$VALID_SONGS" \
+      ${MIXER_SONGS:+--mixer-songs "$MIXER_SONGS"}
 fi
 
 if has mixers; then
   # The cache first, two songs at a time, so the two runs below only read it.
+  # --verbose: an internal error leaves its traceback in the log
   $MDX train --data "$MIX" "${WITH_SPLEETER[@]}" --cache-dir "$CACHE" --kind conv1x1 --epochs 1 --steps-per-epoch 1 -j 2 \
-      --out "$RUNS/fill" > "$DATA/logs/spleeter_fill.log" 2>&1
+      --verbose --out "$RUNS/fill" > "$DATA/logs/spleeter_fill_$(basename "$RUNS").log" 2>&1
   pids=()
   for run in "A:UPSTREAMS" "B:WITH_SPLEETER"; do
     name=${run%%:*} flags="${run#*:}[@]"
     OMP_NUM_THREADS=1 $MDX train --data "$MIX" "${!flags}" --upstream-trained-on "$DATA/upstreams/upstream_train_songs.txt" \
         --cache-dir "$CACHE" "${MDX_MIXER_TRAIN[@]}" --preset tiny --epochs "$EPOCHS" --steps-per-epoch "$STEPS_PER_EPOCH" \
-        --out "$RUNS/$name" $(resume "$RUNS/$name") > "$DATA/logs/spleeter_$name.log" 2>&1 &
+        --out "$RUNS/$name" $(resume "$RUNS/$name") > "$DATA/logs/$(basename "$RUNS")_$name.log" 2>&1 &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
@@ -71,26 +86,43 @@ if has eval; then
   # valid (the 8 mixer-valid songs of corpus v2) to decide on, the frozen v1 test split to report
   $MDX eval --data "$MIX" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
       --checkpoint "$RUNS/B/best.safetensors" --checkpoint "$RUNS/A/best.safetensors" --checkpoint default \
-      --out "$DATA/results_spleeter/v2-valid"
+      --out "$RESULTS/v2-valid"
   $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
       --checkpoint "$RUNS/B/best.safetensors" --checkpoint "$RUNS/A/best.safetensors" --checkpoint default \
-      --out "$DATA/results_spleeter/v1-test"
+      --out "$RESULTS/v1-test"
 fi
 
 if has tables; then  # the upstreams alone and fixed ensembles of them, without and with Spleeter
   $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --metric museval \
       --rules wave_avg,spec_avg_mix,spec_avg_avg,spec_max_mix "${UPSTREAMS[@]/--upstream/--with-upstream}" \
-      --out "$DATA/results_spleeter/v1-test-three"
+      --out "$RESULTS/v1-test-three"
   $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --metric museval \
-      "${WITH_SPLEETER[@]/--upstream/--with-upstream}" --out "$DATA/results_spleeter/v1-test-four"
+      "${WITH_SPLEETER[@]/--upstream/--with-upstream}" --out "$RESULTS/v1-test-four"
+fi
+
+if has conv; then
+  $MDX train --data "$MIX" "${WITH_SPLEETER[@]}" --upstream-trained-on "$DATA/upstreams/upstream_train_songs.txt" \
+      --cache-dir "$CACHE" "${CONV1X1_TRAIN[@]}" --out "$RUNS/conv1x1" $(resume "$RUNS/conv1x1") \
+      > "$DATA/logs/$(basename "$RUNS")_conv1x1.log" 2>&1
+fi
+
+if has bundle; then
+  # bundle.py takes RUNS/mdxmixer*/ and RUNS/conv1x1/, and the upstream files from one folder
+  mkdir -p "$RUNS/bundle" "$RUNS/bundle_upstreams"
+  ln -sfn "$RUNS/B" "$RUNS/bundle/mdxmixer_tiny"
+  ln -sfn "$RUNS/conv1x1" "$RUNS/bundle/conv1x1"
+  cp weights/hdemucs16-v2.safetensors weights/spectral4-v2.safetensors weights/spectral_vocals-v2.safetensors \
+     "$SPLEETER" "$RUNS/bundle_upstreams/"
+  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams "$RUNS/bundle_upstreams" --weights weights \
+      --trained-on "corpus v2, Spleeter on Deezer's own data" --prune --keep-previous mdxmix-v2
 fi
 
 if has real; then
-  mkdir -p "$DATA/results_spleeter"
+  mkdir -p "$RESULTS"
   for set in valid test; do
     for name in A B; do
       $PY bench/real_recordings.py --set "$set" --checkpoint "$RUNS/$name/best.safetensors" \
-          | tee "$DATA/results_spleeter/real-$set-$name.md"
+          | tee "$RESULTS/real-$set-$name.md"
     done
   done
 fi

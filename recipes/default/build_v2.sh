@@ -113,6 +113,10 @@ print(best_run(Path(sys.argv[1]), "mdxmixer*"))' "$RUNS")
 fi
 
 if has bundle; then
+  if [[ -f weights/spleeter-2stems.safetensors ]]; then  # it would rename the four-upstream default mdxmix-v1
+    echo "build_v2: the default is build_spleeter.sh's now (four upstreams); its bundle step replaced this one" >&2
+    exit 1
+  fi
   # The v1 default stays registered as mdxmix-v1: its upstreams are train_v2.sh's --init and
   # part of the agnostic mixer's pool, and its README numbers stay reproducible by name.
   $PY recipes/default/bundle.py --runs "$RUNS" --upstreams "$F16" --weights weights --trained-on "corpus v2" --prune \

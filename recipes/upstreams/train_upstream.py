@@ -25,7 +25,7 @@ valid songs (the same crops for the whole run), L1 and global SDR per stem.
         --out /work/data/upstreams/spectral_vocals.safetensors
     # corpus v2, warm start from the bundled file, 8 h of training over as many restarts as needed:
     python recipes/upstreams/train_upstream.py spectral --corpus /work/data/corpus_v2 \
-        --init weights/spectral4.safetensors --minutes 480 --out /work/data/upstreams_v2/spectral4.safetensors
+        --init /work/data/weights_v1/spectral4.safetensors --minutes 480 --out /work/data/upstreams_v2/spectral4.safetensors
     # an Open-Unmix-style model (mdxmix/upstream/umx.py; n_fft 4096, hop 1024, 3 BiLSTM layers by default)
     python recipes/upstreams/train_upstream.py umx --corpus /work/data/corpus_v2 --hidden 256 \
         --minutes 480 --out /work/data/upstreams_v2/umx4.safetensors

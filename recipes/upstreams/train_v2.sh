@@ -34,7 +34,9 @@ CORPUS=${CORPUS:-/work/data/corpus_v2}
 OUT=${OUT:-/work/data/upstreams_v2}
 MINUTES=${MINUTES:-240}
 VOCALS_MINUTES=${VOCALS_MINUTES:-150}
+V1=${V1:-/work/data/weights_v1}  # the v1 upstreams each run starts from (--init), out of git history
 mkdir -p "$OUT/logs"
+[[ -f $V1/hdemucs16.safetensors ]] || bash recipes/default/v1_weights.sh "$V1"
 # the upstream-train songs (even numbers), those with expressive leads listed 3 times
 "$PY" recipes/upstreams/weighted_songs.py --corpus "$CORPUS" --weight 3 --out "$OUT/upstream_songs.txt"
 common=(--corpus "$CORPUS" --songs "$OUT/upstream_songs.txt" --valid-every 15 --valid-crops 12 --threads 1 --bf16
@@ -43,9 +45,9 @@ train() { name=$1 minutes=$2; shift 2
   nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "$@" "${common[@]}" --minutes "$minutes" \
       --run "$OUT/$name.run" --out "$OUT/$name-v2.safetensors" >> "$OUT/logs/$name.log" 2>&1 &
   echo "$name: pid $!, log $OUT/logs/$name.log"; }
-train hdemucs16 "$MINUTES" demucs --init weights/hdemucs16.safetensors --batch 2 --lr 3e-4 --min-seconds 3 --max-seconds 6
-train spectral4 "$MINUTES" spectral --init weights/spectral4.safetensors --batch 4 --lr 5e-4
-train spectral_vocals "$VOCALS_MINUTES" spectral --init weights/spectral_vocals.safetensors --stems vocals --batch 4 --lr 5e-4
+train hdemucs16 "$MINUTES" demucs --init "$V1/hdemucs16.safetensors" --batch 2 --lr 3e-4 --min-seconds 3 --max-seconds 6
+train spectral4 "$MINUTES" spectral --init "$V1/spectral4.safetensors" --batch 4 --lr 5e-4
+train spectral_vocals "$VOCALS_MINUTES" spectral --init "$V1/spectral_vocals.safetensors" --stems vocals --batch 4 --lr 5e-4
 wait
 exit
 }
