@@ -239,7 +239,14 @@ def load_spleeter(path: str | Path) -> SpleeterNet:
 
 
 class SpleeterUpstream:
-    """Runs a `SpleeterNet` on a whole block; its partitions bound the memory, so no chunking is needed."""
+    """Runs a `SpleeterNet` on a whole block at once.
+
+    Its U-Nets take 4 of the 512-frame partitions per call, but the block's whole STFT, masks
+    and masked spectrogram are held together: +0.5 GiB at the peak for a 66-s pipeline block
+    (2026-11-28), which took an hour-long song through the default over 2 GB. Chunking like
+    `SpectralUpstream` would bound it, but chunk borders must fall on partition borders and
+    carry a whole partition of context to give the same stems.
+    """
 
     def __init__(self, model: SpleeterNet, name: str, device: torch.device | str = "cpu") -> None:
         self.model = model.to(device).eval()
