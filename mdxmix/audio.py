@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from .errors import AudioError, first_line
+from .pcm_map import MappedPcm, wav_layout
+from .stems import AUDIO_CHANNELS
 
 STDIN = "-"
 READ_BLOCK = 1 << 20  # frames per read when loading a file
@@ -43,42 +45,65 @@ class PcmSamples:
     """A (2, N) 16-bit song held as int16 and served as float32 slices, exactly as soundfile reads them.
 
     The song is the one thing the pipeline holds whole (its statistics and its cache key need
-    all of it): an hour of stereo is 1.27 GB as float32 and 0.64 GB as int16. A slice
-    `samples[:, a:b]` is the float32 tensor q / 32768 (exact), so code that slices a mixture
-    works unchanged; `mean`, `std` and `numel` serve the normaliser.
+    all of it): an hour of stereo is 1.27 GB as float32 and 0.64 GB as int16, and nothing at all
+    when a plain 16-bit WAV file is mapped (`pcm_map`). A slice `samples[:, a:b]` is the float32
+    tensor q / 32768 (exact), so code that slices a mixture works unchanged; `mean`, `std` and
+    `numel` serve the normaliser.
     """
 
-    def __init__(self, ints: Tensor) -> None:
-        if ints.dtype != torch.int16 or ints.dim() != 2:
+    def __init__(self, ints: Tensor | MappedPcm) -> None:
+        if isinstance(ints, MappedPcm):
+            if ints.channels not in (1, 2):
+                raise ValueError(f"expected a mono or stereo file, got {ints.channels} channels")
+        elif ints.dtype != torch.int16 or ints.dim() != 2:
             raise ValueError(f"expected (channels, N) int16 samples, got {ints.dtype} {tuple(ints.shape)}")
         self.ints = ints
 
     @property
     def shape(self) -> torch.Size:
+        if isinstance(self.ints, MappedPcm):
+            return torch.Size((AUDIO_CHANNELS, self.ints.frames))
         return self.ints.shape
+
+    @property
+    def mapped(self) -> bool:
+        return isinstance(self.ints, MappedPcm)
 
     def dim(self) -> int:
         return 2
 
     def numel(self) -> int:
-        return self.ints.numel()
+        return self.shape[0] * self.shape[1]
 
     def float(self) -> "PcmSamples":
         return self  # its slices are float32 already
 
     def __getitem__(self, index: object) -> Tensor:
-        return self.ints[index].to(torch.float32).div_(32768.0)
+        if not isinstance(self.ints, MappedPcm):
+            return self.ints[index].to(torch.float32).div_(32768.0)
+        rows, columns = index if isinstance(index, tuple) else (index, slice(None))
+        if not isinstance(columns, slice) or columns.step not in (None, 1):
+            raise IndexError("a mapped song is read in contiguous slices of samples")
+        start, stop, _ = columns.indices(self.ints.frames)
+        return self._window(start, max(start, stop))[rows].to(torch.float32).div_(32768.0)
+
+    def _window(self, start: int, stop: int) -> Tensor:
+        """(2, stop - start) int16 samples."""
+        if not isinstance(self.ints, MappedPcm):
+            return self.ints[:, start:stop]
+        window = torch.from_numpy(self.ints.window(start, stop))
+        return window.expand(AUDIO_CHANNELS, -1) if window.shape[0] == 1 else window
 
     def rows(self) -> Iterator[Tensor]:
         """Float32 pieces of row 0, then of row 1: the (2, N) array's bytes in order (for hashing)."""
-        for row in range(self.ints.shape[0]):
-            for start in range(0, self.ints.shape[1], READ_BLOCK):
+        for row in range(self.shape[0]):
+            for start in range(0, self.shape[1], READ_BLOCK):
                 yield self[row, start : start + READ_BLOCK]
 
     def _pieces(self) -> Iterator[Tensor]:
         """Float64 pieces of both rows, small enough that the statistics need no song-sized temporaries."""
-        for start in range(0, self.ints.shape[1], STATS_BLOCK):
-            yield self.ints[:, start : start + STATS_BLOCK].to(torch.float64).div_(32768.0)
+        for start in range(0, self.shape[1], STATS_BLOCK):
+            yield self._window(start, start + STATS_BLOCK).to(torch.float64).div_(32768.0)
 
     def mean(self) -> Tensor:
         return torch.tensor(sum(float(p.sum()) for p in self._pieces()) / max(1, self.numel()))
@@ -96,7 +121,8 @@ Samples = Tensor | PcmSamples
 def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, AudioInfo]:
     """Read a file (or '-' for stdin) as float32 stereo (2, N) at its own rate.
 
-    With `compact`, a 16-bit file comes as `PcmSamples` (half the memory, the same values).
+    With `compact`, a 16-bit file comes as `PcmSamples` (half the memory, the same values);
+    a plain 16-bit WAV file is mapped rather than read, so it takes no memory at all.
     """
     try:
         if str(source) == STDIN:
@@ -114,6 +140,9 @@ def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, A
         with handle:
             info = AudioInfo(handle.samplerate, handle.channels, handle.frames, handle.subtype, handle.format)
             compact = compact and info.subtype == "PCM_16"
+            mapped = _mapped(source, info) if compact else None
+            if mapped is not None:
+                return mapped, info
             samples = _read_planar(handle, str(source), "int16" if compact else "float32")
     except AudioError:
         raise
@@ -123,6 +152,19 @@ def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, A
         raise AudioError(f"{source}: contains no audio samples")
     audio = to_stereo(torch.from_numpy(samples), str(source))
     return (PcmSamples(audio) if compact else audio), info
+
+
+def _mapped(source: str | Path, info: AudioInfo) -> PcmSamples | None:
+    """A mono or stereo 16-bit WAV file on disk as mapped `PcmSamples`; None for anything else."""
+    if str(source) == STDIN or info.format not in ("WAV", "WAVEX") or info.channels not in (1, 2) or info.frames <= 0:
+        return None
+    layout = wav_layout(source, info.frames)
+    if layout is None or layout.channels != info.channels:
+        return None
+    try:
+        return PcmSamples(MappedPcm(source, layout))
+    except (OSError, ValueError):
+        return None  # a file that cannot be mapped is read instead
 
 
 def _read_planar(handle: sf.SoundFile, name: str, dtype: str = "float32") -> np.ndarray:

@@ -176,6 +176,28 @@ def test_every_length_comes_back_as_long(length):
     assert out.shape == (1, 2, length) and torch.isfinite(out).all()
 
 
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(min_value=1, max_value=40000), group=st.integers(min_value=1, max_value=3))
+def test_partition_groups_give_the_stems_of_the_whole_song(length, group):
+    """The CPU adapter's low-memory path: a group's STFT borrows earlier frames, never their masks."""
+    model = random_spleeter(TINY)
+    mixture = torch.randn(2, length, generator=torch.Generator().manual_seed(length)) * 0.3
+    with torch.no_grad():
+        whole, grouped = model(mixture), model(mixture, group=group)
+    assert grouped.shape == whole.shape == (1, 2, length)
+    torch.testing.assert_close(grouped, whole, atol=1e-6, rtol=0)
+
+
+def test_the_cpu_adapter_runs_one_partition_at_a_time(tmp_path):
+    path = save_spleeter(random_spleeter(TINY), tmp_path / "spleeter-tiny.safetensors")
+    upstream = build_upstream(parse_upstream(f"spleeter-file:{path}")[0], [tmp_path])
+    assert upstream.group == 1
+    mixture = torch.randn(2, 30000) * 0.1  # seven partitions of 4096 samples
+    with torch.no_grad():
+        torch.testing.assert_close(upstream.separate(mixture)["vocals"], load_spleeter(path)(mixture)[0],
+                                   atol=1e-6, rtol=0)
+
+
 def test_a_converted_file_is_an_upstream_of_vocals(tmp_path):
     model = random_spleeter(TINY)
     path = save_spleeter(model, tmp_path / "spleeter-tiny.safetensors", half=True)

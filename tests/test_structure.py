@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mdxmix"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("names", ("errors", "stems")),
     ("helpers", ("audio", "cache", "weightfiles", "device", "musdb", "shard", "user_registry", "atomic",
-                 "hub", "ahead")),
+                 "hub", "ahead", "pcm_map")),
     ("mixer", ("mixer",)),
     ("upstream", ("upstream",)),
     ("checkpoint", ("checkpoint", "registry", "model_card", "selection")),
