@@ -290,10 +290,10 @@ def load_spleeter(path: str | Path) -> SpleeterNet:
 class SpleeterUpstream:
     """Runs a `SpleeterNet` on a block, one 512-frame partition group at a time on a CPU.
 
-    Measured on a 66-s pipeline block on this 2-core CPU (2026-11-28, `/tmp/spl_mem.py`):
-    the whole block at once peaked 707 MiB above the process and took 1.8 s; one partition
-    (11.9 s) at a time peaked 223 MiB and took 1.0 s, with bit-identical stems. A GPU takes
-    the block at once (its memory is not the limit, and one call beats six).
+    Measured on a 66-s pipeline block on this 2-core CPU (2026-11-28, `bench/block_memory.py`):
+    the whole block at once peaked 751 MiB above the process, one partition (11.9 s) at a time
+    222 MiB, with bit-identical stems; on the idle CPU 1.8 s against 1.0 s. A GPU takes the
+    block at once (its memory is not the limit, and one call beats six).
     """
 
     def __init__(self, model: SpleeterNet, name: str, device: torch.device | str = "cpu", *,
