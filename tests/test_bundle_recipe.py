@@ -119,3 +119,17 @@ def test_mixer_curves_read_a_resumed_run_once_per_epoch(tmp_path):
     assert [(e["epoch"], e["seen"], e["valid_loss"]) for e in epochs] == [(1, 2400, 0.19), (2, 4800, 0.18), (3, 6000, 0.181)]
     plot([run], tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_upstreams_are_searched_in_several_folders_weights_itself_included(runs, model_dir, tmp_path):
+    """A wrong file of the right name in the first folder is passed over; a file already in weights/ stays."""
+    stale, weights = tmp_path / "stale", tmp_path / "weights"
+    stale.mkdir()
+    weights.mkdir()
+    (stale / "tiny_hdemucs.safetensors").write_bytes(b"another file of that name")
+    shutil.copyfile(model_dir / "tiny_hdemucs.safetensors", weights / "tiny_hdemucs.safetensors")
+    registry = bundle(runs, [stale, weights], weights, "a test corpus", prune=True)
+    assert file_sha256(weights / "tiny_hdemucs.safetensors") == file_sha256(model_dir / "tiny_hdemucs.safetensors")
+    assert set(registry["checkpoints"]) == {"mdxmix-default", "mdxmix-conv1x1"}
+    with pytest.raises(SystemExit, match="in none of"):
+        bundle(runs, [stale / "missing"], weights, "a test corpus", prune=False)

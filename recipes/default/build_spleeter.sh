@@ -107,13 +107,11 @@ if has conv; then
 fi
 
 if has bundle; then
-  # bundle.py takes RUNS/mdxmixer*/ and RUNS/conv1x1/, and the upstream files from one folder
-  mkdir -p "$RUNS/bundle" "$RUNS/bundle_upstreams"
+  # bundle.py takes RUNS/mdxmixer*/ and RUNS/conv1x1/; the three v2 upstreams are in weights/ already
+  mkdir -p "$RUNS/bundle"
   ln -sfn "$RUNS/B" "$RUNS/bundle/mdxmixer_tiny"
   ln -sfn "$RUNS/conv1x1" "$RUNS/bundle/conv1x1"
-  cp weights/hdemucs16-v2.safetensors weights/spectral4-v2.safetensors weights/spectral_vocals-v2.safetensors \
-     "$SPLEETER" "$RUNS/bundle_upstreams/"
-  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams "$RUNS/bundle_upstreams" --weights weights \
+  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams weights --upstreams "$(dirname "$SPLEETER")" --weights weights \
       --trained-on "corpus v2, Spleeter on Deezer's own data" --prune --keep-previous mdxmix-v2
 fi
 

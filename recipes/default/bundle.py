@@ -1,13 +1,13 @@
 """Copy the trained mixers and their upstreams into weights/ and register them.
 
-    python recipes/default/bundle.py --runs RUNS --upstreams UPSTREAMS --weights weights \
-        --trained-on "corpus v2" [--prune]
+    python recipes/default/bundle.py --runs RUNS --upstreams UPSTREAMS [--upstreams MORE ...] \
+        --weights weights --trained-on "corpus v2" [--prune]
 
 The MDX-Mixer run with the lowest validation L1 among `RUNS/mdxmixer*/` (one per size tried,
 all validated on the same songs) becomes the default checkpoint `mdxmix-default`,
 `RUNS/conv1x1/best.safetensors` the time-invariant baseline `mdxmix-conv1x1`; the upstream
-files they name (found in UPSTREAMS, checked against the sha256 each checkpoint pins) are
-copied beside them. Every file is pinned by its sha256 in `weights/registry.json`, which
+files they name (looked for in each UPSTREAMS folder in turn, weights/ itself included, and
+taken from the first whose file has the sha256 each checkpoint pins) are copied beside them. Every file is pinned by its sha256 in `weights/registry.json`, which
 `mdxmix` checks on load; the descriptions are written from the checkpoints themselves.
 `--prune` deletes the .safetensors files in weights/ that no registered checkpoint uses any
 more (an earlier default's upstreams), so the folder holds one generation; git history keeps
@@ -67,8 +67,22 @@ def describe(meta: CheckpointMeta, trained_on: str) -> str:
 
 def copy_shared(source: Path, target: Path) -> None:
     """Copy with world-readable permissions (safetensors writes owner-only files)."""
-    shutil.copyfile(source, target)
+    if not (target.exists() and source.samefile(target)):
+        shutil.copyfile(source, target)
     target.chmod(0o644)
+
+
+def pinned_upstream(folders: list[Path], model: str, sha256: str, mixer: str) -> Path:
+    """The first `folders[i]/model` whose sha256 is the pinned one (several folders: a new upstream
+    beside ones already in weights/, without copying them out and back)."""
+    found = [folder / model for folder in folders if (folder / model).is_file()]
+    for path in found:
+        if file_sha256(path) == sha256:
+            return path
+    where = ", ".join(str(f) for f in folders)
+    if found:
+        raise SystemExit(f"{found[0]} is not the file {mixer} was trained with (searched {where})")
+    raise SystemExit(f"{model}, an upstream of {mixer}, is in none of {where}")
 
 
 def keep_previous(weights: Path, name: str) -> tuple[dict, set[str]]:
@@ -108,8 +122,9 @@ def keep_registered(weights: Path, names: list[str]) -> tuple[dict, set[str]]:
     return entries, files
 
 
-def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: bool,
+def bundle(runs: Path, upstreams: Path | list[Path], weights: Path, trained_on: str, prune: bool,
            previous: str | None = None, keep: list[str] | None = None) -> dict:
+    folders = [upstreams] if isinstance(upstreams, Path) else list(upstreams)
     registry = {"format_version": 1, "default": "mdxmix-default", "checkpoints": {}}
     used: set[str] = {"registry.json"}
     carried = keep_registered(weights, keep) if keep else None
@@ -119,9 +134,7 @@ def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: b
         copy_shared(best_run(runs, run), target)
         meta = read_meta(target)
         for spec in meta.upstreams:
-            upstream = upstreams / spec.model
-            if file_sha256(upstream) != spec.sha256:
-                raise SystemExit(f"{upstream} is not the file {name} was trained with")
+            upstream = pinned_upstream(folders, spec.model, spec.sha256, name)
             if kept and spec.model in kept[1] and file_sha256(weights / spec.model) != spec.sha256:
                 raise SystemExit(f"{spec.model}: the kept default uses another file of that name; rename the new one")
             copy_shared(upstream, weights / spec.model)
@@ -146,7 +159,8 @@ def bundle(runs: Path, upstreams: Path, weights: Path, trained_on: str, prune: b
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True)
-    parser.add_argument("--upstreams", type=Path, required=True)
+    parser.add_argument("--upstreams", type=Path, action="append", required=True,
+                        help="a folder holding upstream files; repeatable, searched in order")
     parser.add_argument("--weights", type=Path, default=Path("weights"))
     parser.add_argument("--trained-on", default="the rendered corpus", help="what the upstreams were trained on, for the descriptions")
     parser.add_argument("--prune", action="store_true", help="delete weights/*.safetensors no registered checkpoint uses")
