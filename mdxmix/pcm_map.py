@@ -9,16 +9,24 @@ the kernel's page cache keeps them for the next pass at no cost to the process.
 Only plain RIFF/WAVE files with 16-bit integer PCM (format tag 1, or the extensible tag with
 the same layout) and a data chunk whose size matches the frame count are mapped; anything
 else (RF64, a streamed header with an unknown size, FLAC, stdin) is read as before.
+
+A mapped file that another program truncates would kill the process (SIGBUS) on the next read
+of a missing page, so every window first checks the open file's size and ends the song with a
+clean error instead; a file that grows, or is replaced by a rename, is unaffected (the map holds
+the original file, and only the frames its header declared).
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import AudioError
 
 PCM = 1
 EXTENSIBLE = 0xFFFE
@@ -73,8 +81,9 @@ class MappedPcm:
     """(frames, channels) little-endian int16 samples of a file, read a window at a time."""
 
     def __init__(self, path: str | Path, layout: WavLayout) -> None:
-        with open(path, "rb") as handle:
-            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self.path = str(path)
+        self._handle = open(path, "rb")  # kept open: its size is checked before every read
+        self._map = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ)
         self.layout = layout
         count = layout.frames * layout.channels
         self._samples = np.frombuffer(self._map, dtype="<i2", count=count, offset=layout.offset)
@@ -90,6 +99,10 @@ class MappedPcm:
 
     def window(self, start: int, stop: int) -> np.ndarray:
         """(channels, stop - start) native int16, copied out; the file pages it touched are released."""
+        stop = min(stop, self.layout.frames)
+        end = self.layout.offset + stop * 2 * self.layout.channels
+        if stop > start and os.fstat(self._handle.fileno()).st_size < end:
+            raise AudioError(f"{self.path}: the file was cut short while it was being read")
         out = np.array(self._samples[start:stop].T, dtype=np.int16, order="C")  # a copy, never a view of the map
         self._release(start, stop)
         return out

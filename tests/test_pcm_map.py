@@ -81,3 +81,16 @@ def test_a_mapped_song_refuses_strided_reads(tmp_path: Path):
     mapped, _ = read_audio(tmp_path / "a.wav", compact=True)
     with pytest.raises(IndexError):
         mapped[:, ::2]
+
+
+def test_a_file_cut_short_while_mapped_is_a_clean_error(tmp_path: Path):
+    """Without the size check the read below is a SIGBUS that kills the process."""
+    from mdxmix.errors import AudioError
+
+    sf.write(tmp_path / "a.wav", np.ones((RATE, 2), dtype=np.int16), RATE, subtype="PCM_16")
+    mapped, _ = read_audio(tmp_path / "a.wav", compact=True)
+    assert float(mapped[0, :10].sum()) == 10 / 32768
+    with open(tmp_path / "a.wav", "r+b") as handle:
+        handle.truncate(1000)
+    with pytest.raises(AudioError, match="cut short"):
+        mapped[:, RATE // 2 :]
