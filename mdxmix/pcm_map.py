@@ -21,6 +21,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class MappedPcm:
     def __init__(self, path: str | Path, layout: WavLayout) -> None:
         self.path = str(path)
         self._handle = open(path, "rb")  # kept open: its size is checked before every read
+        weakref.finalize(self, self._handle.close)
         self._map = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ)
         self.layout = layout
         count = layout.frames * layout.channels
