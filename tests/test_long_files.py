@@ -186,8 +186,8 @@ def test_a_16_bit_song_is_held_as_int16_with_the_same_values_key_and_stems(tmp_p
 
 def test_reading_a_16_bit_song_compactly_holds_half_of_it(tmp_path):
     """Read, hash and normalise a 300-s song as float32 and as int16 (a FLAC) in two fresh processes: the compact
-    one peaks lower by at least a sixth of the float32 size (101 MiB); the same song as a mapped WAV holds
-    less than a quarter of its int16 size (50 MiB) at the peak.
+    one peaks lower by at least a sixth of the float32 size (101 MiB). The same song as a mapped WAV keeps
+    less than an eighth of that size in resident file pages and peaks below half of it.
 
     Measured here: float32 117 MiB every time; int16 59 MiB after reading, 73-81 MiB at the peak
     (hashing converts a piece at a time), and 92 MiB in two test runs of six (allocator noise).

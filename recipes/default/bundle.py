@@ -7,8 +7,8 @@ The MDX-Mixer run with the lowest validation L1 among `RUNS/mdxmixer*/` (one per
 all validated on the same songs) becomes the default checkpoint `mdxmix-default`,
 `RUNS/conv1x1/best.safetensors` the time-invariant baseline `mdxmix-conv1x1`; the upstream
 files they name (looked for in each UPSTREAMS folder in turn, weights/ itself included, and
-taken from the first whose file has the sha256 each checkpoint pins) are copied beside them. Every file is pinned by its sha256 in `weights/registry.json`, which
-`mdxmix` checks on load; the descriptions are written from the checkpoints themselves.
+taken from the first whose file has the sha256 each checkpoint pins) are copied beside them.
+Every file is pinned by its sha256 in `weights/registry.json`, which `mdxmix` checks on load; the descriptions are written from the checkpoints themselves.
 `--prune` deletes the .safetensors files in weights/ that no registered checkpoint uses any
 more (an earlier default's upstreams), so the folder holds one generation; git history keeps
 the rest. `--keep-previous NAME` first renames the current default to NAME and keeps it
