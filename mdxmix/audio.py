@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .errors import AudioError, first_line
-from .pcm_map import MappedPcm, wav_layout
+from .pcm_map import MappedPcm, SeekablePcm, wav_layout
 from .stems import AUDIO_CHANNELS
 
 STDIN = "-"
@@ -46,13 +46,13 @@ class PcmSamples:
 
     The song is the one thing the pipeline holds whole (its statistics and its cache key need
     all of it): an hour of stereo is 1.27 GB as float32 and 0.64 GB as int16, and nothing at all
-    when a plain 16-bit WAV file is mapped (`pcm_map`). A slice `samples[:, a:b]` is the float32
+    when a 16-bit WAV file is mapped or a 16-bit FLAC file decoded per window (`pcm_map`). A slice `samples[:, a:b]` is the float32
     tensor q / 32768 (exact), so code that slices a mixture works unchanged; `mean`, `std` and
     `numel` serve the normaliser.
     """
 
-    def __init__(self, ints: Tensor | MappedPcm) -> None:
-        if isinstance(ints, MappedPcm):
+    def __init__(self, ints: Tensor | MappedPcm | SeekablePcm) -> None:
+        if not isinstance(ints, Tensor):
             if ints.channels not in (1, 2):
                 raise ValueError(f"expected a mono or stereo file, got {ints.channels} channels")
         elif ints.dtype != torch.int16 or ints.dim() != 2:
@@ -61,13 +61,14 @@ class PcmSamples:
 
     @property
     def shape(self) -> torch.Size:
-        if isinstance(self.ints, MappedPcm):
+        if not isinstance(self.ints, Tensor):
             return torch.Size((AUDIO_CHANNELS, self.ints.frames))
         return self.ints.shape
 
     @property
     def mapped(self) -> bool:
-        return isinstance(self.ints, MappedPcm)
+        """True when the samples are served from the file (mapped or decoded per window), not held."""
+        return not isinstance(self.ints, Tensor)
 
     def dim(self) -> int:
         return 2
@@ -79,7 +80,7 @@ class PcmSamples:
         return self  # its slices are float32 already
 
     def __getitem__(self, index: object) -> Tensor:
-        if not isinstance(self.ints, MappedPcm):
+        if isinstance(self.ints, Tensor):
             return self.ints[index].to(torch.float32).div_(32768.0)
         rows, columns = index if isinstance(index, tuple) else (index, slice(None))
         if not isinstance(columns, slice) or columns.step not in (None, 1):
@@ -89,7 +90,7 @@ class PcmSamples:
 
     def _window(self, start: int, stop: int) -> Tensor:
         """(2, stop - start) int16 samples."""
-        if not isinstance(self.ints, MappedPcm):
+        if isinstance(self.ints, Tensor):
             return self.ints[:, start:stop]
         window = torch.from_numpy(self.ints.window(start, stop))
         return window.expand(AUDIO_CHANNELS, -1) if window.shape[0] == 1 else window
@@ -122,7 +123,8 @@ def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, A
     """Read a file (or '-' for stdin) as float32 stereo (2, N) at its own rate.
 
     With `compact`, a 16-bit file comes as `PcmSamples` (half the memory, the same values);
-    a plain 16-bit WAV file is mapped rather than read, so it takes no memory at all.
+    a plain 16-bit WAV file is mapped and a 16-bit FLAC file decoded a window at a time, so
+    neither is held in memory.
     """
     try:
         if str(source) == STDIN:
@@ -155,8 +157,15 @@ def read_audio(source: str | Path, *, compact: bool = False) -> tuple[Samples, A
 
 
 def _mapped(source: str | Path, info: AudioInfo) -> PcmSamples | None:
-    """A mono or stereo 16-bit WAV file on disk as mapped `PcmSamples`; None for anything else."""
-    if str(source) == STDIN or info.format not in ("WAV", "WAVEX") or info.channels not in (1, 2) or info.frames <= 0:
+    """A mono or stereo 16-bit WAV or FLAC file on disk as `PcmSamples` served from the file; None otherwise."""
+    if str(source) == STDIN or info.channels not in (1, 2) or info.frames <= 0:
+        return None
+    if info.format == "FLAC":
+        try:
+            return PcmSamples(SeekablePcm(source, info.frames, info.channels))
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return None
+    if info.format not in ("WAV", "WAVEX"):
         return None
     layout = wav_layout(source, info.frames)
     if layout is None or layout.channels != info.channels:

@@ -33,11 +33,13 @@ def _wav_bytes(samples: np.ndarray, *, extra: list[tuple[bytes, bytes]] = (), da
 
 @settings(max_examples=20, deadline=None)
 @given(frames=st.integers(min_value=1, max_value=20000), channels=st.sampled_from([1, 2]),
-       wavex=st.booleans(), cuts=st.lists(st.integers(min_value=0, max_value=20000), min_size=2, max_size=2))
-def test_a_mapped_wav_gives_the_samples_key_and_statistics_of_a_read_one(tmp_path_factory, frames, channels, wavex, cuts):
-    path = tmp_path_factory.mktemp("map") / "song.wav"
+       kind=st.sampled_from(["WAV", "WAVEX", "FLAC"]),
+       cuts=st.lists(st.integers(min_value=0, max_value=20000), min_size=2, max_size=2))
+def test_a_mapped_song_gives_the_samples_key_and_statistics_of_a_read_one(tmp_path_factory, frames, channels, kind, cuts):
+    """WAV files are mapped, FLAC files decoded a window at a time: both equal the whole read."""
+    path = tmp_path_factory.mktemp("map") / ("song.flac" if kind == "FLAC" else "song.wav")
     ints = np.random.default_rng(frames).integers(-32768, 32768, size=(frames, channels)).astype(np.int16)
-    sf.write(path, ints, RATE, subtype="PCM_16", format="WAVEX" if wavex else "WAV")
+    sf.write(path, ints, RATE, subtype="PCM_16", format=kind)
     mapped, info = read_audio(path, compact=True)
     read, _ = read_audio(path)
     assert isinstance(mapped, PcmSamples) and mapped.mapped and info.frames == frames
@@ -68,11 +70,11 @@ def test_what_is_not_a_plain_16_bit_wav_is_not_mapped(tmp_path, case):
     assert wav_layout(tmp_path / "a.wav", 100) is None
 
 
-def test_other_formats_and_stdin_are_read_as_before(tmp_path):
+def test_other_formats_are_read_as_before(tmp_path):
     song = np.zeros((1000, 2), dtype=np.int16)
-    sf.write(tmp_path / "a.flac", song, RATE, subtype="PCM_16")
+    sf.write(tmp_path / "a.aiff", song, RATE, subtype="PCM_16")
     sf.write(tmp_path / "a.wav", song, RATE, subtype="PCM_24")
-    assert not read_audio(tmp_path / "a.flac", compact=True)[0].mapped
+    assert not read_audio(tmp_path / "a.aiff", compact=True)[0].mapped  # held as int16
     assert isinstance(read_audio(tmp_path / "a.wav", compact=True)[0], torch.Tensor)
 
 
@@ -94,3 +96,17 @@ def test_a_file_cut_short_while_mapped_is_a_clean_error(tmp_path: Path):
         handle.truncate(1000)
     with pytest.raises(AudioError, match="cut short"):
         mapped[:, RATE // 2 :]
+
+
+def test_a_flac_cut_short_while_being_read_is_a_clean_error(tmp_path: Path):
+    from mdxmix.errors import AudioError
+
+    ints = np.random.default_rng(0).integers(-3000, 3000, size=(10 * RATE, 2)).astype(np.int16)
+    sf.write(tmp_path / "a.flac", ints, RATE, subtype="PCM_16")
+    served, _ = read_audio(tmp_path / "a.flac", compact=True)
+    assert served.mapped and torch.equal(served[:, 5:9], torch.from_numpy(ints[5:9].T / 32768.0).float())
+    size = (tmp_path / "a.flac").stat().st_size
+    with open(tmp_path / "a.flac", "r+b") as handle:
+        handle.truncate(size // 3)
+    with pytest.raises(AudioError):
+        served[:, 8 * RATE :]
