@@ -7,8 +7,8 @@ pages a block touched are handed back (`MADV_DONTNEED`) as soon as it is copied 
 the kernel's page cache keeps them for the next pass at no cost to the process.
 
 Only plain RIFF/WAVE files with 16-bit integer PCM (format tag 1, or the extensible tag with
-the same layout) and a data chunk whose size matches the frame count are mapped; anything
-else (RF64, a streamed header with an unknown size, FLAC, stdin) is read as before.
+the same layout) and a data chunk whose size matches the frame count are mapped; other WAVs
+(RF64, a streamed header with an unknown size) and stdin are read as before.
 
 A 16-bit FLAC file cannot be mapped, but libsndfile seeks in it to the sample, so it is decoded
 a window at a time instead (`SeekablePcm`): about 0.06 s per minute of stereo on this CPU, a
@@ -141,6 +141,9 @@ class SeekablePcm:
         self._file = sf.SoundFile(self.path)
         weakref.finalize(self, self._file.close)
         self._lock = threading.Lock()
+        self._file.seek(frames - 1)  # a header that overcounts is read whole instead (the caller's fallback)
+        if self._file.read(2, dtype="int16", always_2d=True).shape[0] != 1:
+            raise OSError(f"{self.path}: the header's frame count does not match the file")
 
     def window(self, start: int, stop: int) -> np.ndarray:
         """(channels, stop - start) native int16."""
