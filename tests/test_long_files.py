@@ -26,12 +26,17 @@ STEMS4 = ("drums", "bass", "other", "vocals")
 RATE = 44100
 
 
-def _peak_growth_mib(code: str, tmp_path: Path) -> float:
-    """Run `code` (which must print the peak RSS growth in MiB on its last line) in a fresh interpreter."""
+def _printed_numbers(code: str, tmp_path: Path) -> list[float]:
+    """Run `code` in a fresh interpreter; the numbers on the last line it prints."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
-    return float(done.stdout.split()[-1])
+    return [float(v) for v in done.stdout.strip().splitlines()[-1].split()]
+
+
+def _peak_growth_mib(code: str, tmp_path: Path) -> float:
+    """Run `code` (which must print the peak RSS growth in MiB last) in a fresh interpreter."""
+    return _printed_numbers(code, tmp_path)[-1]
 
 
 def test_the_cache_writer_holds_one_block_not_the_entry(tmp_path):
@@ -206,11 +211,11 @@ def test_reading_a_16_bit_song_compactly_holds_half_of_it(tmp_path):
         from mdxmix.audio import read_audio
         from mdxmix.cache import audio_key
         from mdxmix.mixer.normalize import Normalizer
-        rss = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
-        before = rss()
+        status = lambda key: int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) / 1024
+        before, pages = status("VmHWM"), status("RssFile")
         audio, info = read_audio("FILE", compact=COMPACT)
         audio_key(audio), Normalizer.of(audio)
-        print(rss() - before)
+        print(status("RssFile") - pages, status("VmHWM") - before)  # file pages left, then the peak
     """
     plain = _peak_growth_mib(code.replace("COMPACT", "False").replace("FILE", "long.aiff"), tmp_path)
     compact = _peak_growth_mib(code.replace("COMPACT", "True").replace("FILE", "long.aiff"), tmp_path)
@@ -220,15 +225,7 @@ def test_reading_a_16_bit_song_compactly_holds_half_of_it(tmp_path):
     # Mapped: the file's pages are handed back after each read. Measured 20-43 MiB at the peak (allocator
     # noise of the hash and statistics pieces) and +4 MiB of file pages left; with the pages kept,
     # 66 MiB and +54 MiB.
-    file_pages = code.replace("rss() - before", "rss() - before, file() - pages").replace(
-        "before = rss()", "before, pages = rss(), file()").replace(
-        "rss = lambda", "file = lambda: int(open('/proc/self/status').read().split('RssFile:')[1].split()[0]) / 1024\n"
-        "        rss = lambda")
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(file_pages.replace("COMPACT", "True").replace(
-        "FILE", "long.wav"))], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr
-    peak, kept = (float(v) for v in done.stdout.split()[-2:])
+    kept, peak = _printed_numbers(code.replace("COMPACT", "True").replace("FILE", "long.wav"), tmp_path)
     assert kept < float_mib / 8 and peak < float_mib / 2, f"mapped WAV: peak +{peak:.0f} MiB, file pages +{kept:.0f} MiB"
 
 
