@@ -26,9 +26,11 @@ case $MODEL in  # family and the settings of train_v2.sh
   spectral4) args=(spectral --batch 4 --lr 5e-4); MINUTES=${MINUTES:-110} ;;
   *) echo "train_solo.sh: MODEL must be hdemucs16 or spectral4" >&2; exit 2 ;;
 esac
+FROM=${FROM:-weights}  # where $MODEL-v2.safetensors is: the bundled file (train_v2.sh's run folders are gone)
 mkdir -p "$OUT/logs"
-nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "${args[@]}" --init "$DATA/upstreams_v2/$MODEL-v2.safetensors" \
-    --corpus "$DATA/corpus_v2" --songs "$DATA/upstreams_v2/upstream_songs.txt" --valid-every 15 --valid-crops 12 \
+"$PY" recipes/upstreams/weighted_songs.py --corpus "$DATA/corpus_v2" --weight 3 --out "$OUT/upstream_songs.txt"
+nohup nice -n 10 "$PY" recipes/upstreams/train_upstream.py "${args[@]}" --init "$FROM/$MODEL-v2.safetensors" \
+    --corpus "$DATA/corpus_v2" --songs "$OUT/upstream_songs.txt" --valid-every 15 --valid-crops 12 \
     --threads 1 --bf16 --solo 0.3 --minutes "$MINUTES" --run "$OUT/$MODEL.run" --out "$OUT/$MODEL-solo.safetensors" \
     >> "$OUT/logs/$MODEL.log" 2>&1 &
 echo "$MODEL-solo: pid $!, log $OUT/logs/$MODEL.log"
