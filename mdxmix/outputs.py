@@ -128,6 +128,7 @@ class _Staging:
         self.peak = 0.0
         self.frames = 0
         self.over: list[tuple[np.ndarray, np.ndarray]] = []  # (flat sample index, exact value) of clipped samples
+        self.created = _missing_folders(folder)  # deepest first: what a failed song takes away again
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.file = sf.SoundFile(str(self.path), "w", samplerate=rate, channels=2, subtype=subtype, format=container)
@@ -293,8 +294,16 @@ class SongOutput:
             raise AudioError(write_failure(exc, destination)) from exc
 
     def abort(self) -> None:
+        """Remove every staged file, and the folders this song created if they are left empty
+        (after a commit they hold the stems, so they stay)."""
         for staging in self.staging.values():
             staging.remove()
+        for folder in sorted({f for staging in self.staging.values() for f in staging.created},
+                             key=lambda f: len(f.parts), reverse=True):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (the outputs, or another program's files), or already gone
+                pass
 
     def _final_blocks(self) -> dict[str, Callable[[], Iterator[np.ndarray]]]:
         """Per stem, a function giving its final blocks (scaled, clipped as the format needs).
@@ -327,6 +336,15 @@ class SongOutput:
 
 
 PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def to_pcm(block: np.ndarray, subtype: str) -> np.ndarray:
