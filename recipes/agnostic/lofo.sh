@@ -30,7 +30,9 @@ source recipes/default/v2_common.sh
 MDX=${MDX:-.venv/bin/mdxmix}
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-/work/data}
-UP=${UP:-$DATA/upstreams_v2/f16}
+# the corpus-v2 upstreams: the bundled float16 files (train_v2.sh's own output folder is not kept);
+# set UP to a folder that also holds umx4-v2.safetensors to add that family to the pool
+UP=${UP:-weights}
 CORPUS=${CORPUS:-$DATA/corpus_v2}
 # the frozen v1 test split beside corpus v2's mixer-valid songs (the per-source best is chosen
 # there), the root build_v2's eval step makes; v1's own valid split was deleted for disk space
