@@ -206,6 +206,24 @@ def test_7_a_disk_that_fills_while_writing_fails_the_song_cleanly_with_no_space_
     assert left == []  # no stem, no temporary, and not the folders made for them
 
 
+def test_7_a_song_that_fails_takes_away_only_the_folders_it_made_and_only_if_empty(tmp_path):
+    """The same clean-up without a small disk (test 7 needs a mount namespace): a song aborted after
+    writing removes its staged stems and the folders made for them, never a folder that was there."""
+    from mdxmix.outputs import OutputFormat, SongOutput
+
+    (tmp_path / "out" / "kept").mkdir(parents=True)
+    (tmp_path / "out" / "kept" / "notes.txt").write_text("the user's")
+    fmt = OutputFormat(subtype="PCM_16")
+    for folder in ("new/song", "kept"):
+        destinations = {stem: tmp_path / "out" / folder / f"{stem}.wav" for stem in STEMS}
+        with SongOutput(destinations, rate=44100, fmt=fmt) as song:
+            for stem in STEMS:
+                song.write(stem, np.zeros((2, 4410), dtype=np.float32))
+        # leaving the block without commit() is the failure path
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").rglob("*")) == [
+        "out/kept", "out/kept/notes.txt"]
+
+
 @pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged mount namespaces (unshare -rm) for a small tmpfs")
 def test_a_song_needs_no_more_disk_than_its_outputs(tmp_path, ckpt):
     """Stems are staged as 16-bit WAVs that become the outputs: a disk that holds the four outputs is enough
