@@ -23,6 +23,7 @@ import torch
 
 from mdxmix.checkpoint import CheckpointMeta, save_checkpoint
 from mdxmix.mixer import Conv1x1Config, Conv1x1Mixer
+from mdxmix.outputs import OutputFormat, SongOutput
 from mdxmix.stems import STEMS
 from mdxmix.upstream.base import UpstreamSpec
 from mdxmix.upstream.spectral import SpectralConfig, SpectralMaskNet, save_spectral
@@ -209,8 +210,6 @@ def test_7_a_disk_that_fills_while_writing_fails_the_song_cleanly_with_no_space_
 def test_7_a_song_that_fails_takes_away_only_the_folders_it_made_and_only_if_empty(tmp_path):
     """The same clean-up without a small disk (test 7 needs a mount namespace): a song aborted after
     writing removes its staged stems and the folders made for them, never a folder that was there."""
-    from mdxmix.outputs import OutputFormat, SongOutput
-
     (tmp_path / "out" / "kept").mkdir(parents=True)
     (tmp_path / "out" / "kept" / "notes.txt").write_text("the user's")
     fmt = OutputFormat(subtype="PCM_16")
