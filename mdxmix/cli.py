@@ -183,7 +183,7 @@ def separate(
     songs = _songs(inputs, out, part, stdout=stdout, as_json=as_json)
     if not songs:
         return
-    checkpoint, specs, folders, files = choose_mixer(checkpoint, upstream, stems_from, ensemble)
+    checkpoint, specs, folders, files, ensemble = choose_mixer(checkpoint, upstream, stems_from, ensemble)
     separator = Separator(checkpoint, device=device, batch_size=batch_size, precision=precision,
                           cache=None if no_cache else StemCache(cache_dir), specs=specs, search=folders,
                           stem_files=files, ensemble=ensemble, consistency=consistency)
@@ -312,7 +312,7 @@ def inspect(
 
 
 def choose_mixer(checkpoint: str, upstream: list[str], stems_from: list[str], ensemble: str | None):
-    """The checkpoint, upstream specs and stem folders a `separate` call asks for, saying any choice made."""
+    """The checkpoint, upstream specs, stem folders and ensemble rule a `separate` call asks for, saying any choice made."""
     from .selection import choose_checkpoint
     from .upstream.parse import parse_upstreams
     from .upstream.stem_files import parse_stems_from
@@ -323,8 +323,8 @@ def choose_mixer(checkpoint: str, upstream: list[str], stems_from: list[str], en
     if (specs or files) and checkpoint == "default" and ensemble is None:
         choice = choose_checkpoint(specs or [], bool(files))
         print(f"mdxmix: {choice.reason}", file=sys.stderr)
-        return choice.checkpoint, choice.specs, folders, files
-    return checkpoint, specs, folders, files
+        return choice.checkpoint, choice.specs, folders, files, choice.ensemble
+    return checkpoint, specs, folders, files, ensemble
 
 
 def _report_error(exc: BaseException, verbose: bool) -> None:

@@ -101,9 +101,30 @@ def test_a_checkpoint_for_the_exact_set_wins_else_the_agnostic_one(song, model_d
     assert choice.checkpoint == "mdx" and "exactly these" in choice.reason
     choice = choose_checkpoint(list(exact), True, registry)  # with stem folders the set is new
     assert choice.checkpoint == "any" and "agnostic" in choice.reason
+    assert choice.ensemble is None
     lonely = _registry(tmp_path, {"mdx": {"file": "tiny_mdx.safetensors"}})
-    with pytest.raises(UsageError, match="no agnostic mixer is registered"):
-        choose_checkpoint([], True, lonely)
+    choice = choose_checkpoint([], True, lonely)  # no mixer for the set: the fixed rule, said so
+    assert choice.ensemble == "wave_avg" and choice.checkpoint == "default"
+    assert "no agnostic mixer is installed; combining them with --ensemble wave_avg" in choice.reason
+
+
+def test_stems_from_without_any_agnostic_mixer_averages_the_folders(song, model_dir, tmp_path, monkeypatch, capsys):
+    """A musician with two tools' stems and only a default for its own upstreams gets the average, told in one line."""
+    root, stems = song
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "tiny_mdx.safetensors").write_bytes((model_dir / "tiny_mdx.safetensors").read_bytes())
+    (weights / "registry.json").write_text(json.dumps(
+        {"format_version": 1, "default": "mdx", "checkpoints": {"mdx": {"file": "tiny_mdx.safetensors"}}}))
+    monkeypatch.setenv("MDXMIX_WEIGHTS", str(weights))
+    capsys.readouterr()
+    args = [str(root / "my song.wav"), "-o", str(tmp_path / "sep"), "--no-cache", "--consistency", "none",
+            "--stems-from", str(root / "out" / "htdemucs"), "--stems-from", str(root / "uvr")]
+    assert main(args) == 0
+    assert "combining them with --ensemble wave_avg" in capsys.readouterr().err
+    vocals = sf.read(tmp_path / "sep" / "ensemble-wave_avg" / "my song" / "vocals.wav", dtype="float32")[0]
+    demucs_vocals = sf.read(root / "out" / "htdemucs" / "my song" / "vocals.wav", dtype="float32")[0]
+    np.testing.assert_allclose(vocals, (demucs_vocals + 0.9 * stems["vocals"]) / 2, atol=1e-4)
 
 
 def test_command_line_stems_from_and_its_one_line_errors(song, tmp_path, capsys):
