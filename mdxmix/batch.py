@@ -21,7 +21,7 @@ import torch
 from .ahead import run_ahead
 from .atomic import sweep_stale, write_text
 from .audio import STDIN, AudioInfo, Samples, read_audio, resample, resample_chunks
-from .device import default_jobs
+from .device import cpu_threads, default_jobs
 from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
 from .mixer.consistency import settle
@@ -193,14 +193,24 @@ def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs
                 on_result(results[reported])
                 reported += 1
 
-    if jobs <= 1 or len(songs) <= 1:
-        for index in range(len(songs)):
+    threads = torch.get_num_threads()
+    if separator.device.type == "cpu":  # the free cores, shared between the songs, instead of oversubscribing
+        torch.set_num_threads(cpu_threads(min(jobs, len(songs))))
+    try:
+        _run(one, len(songs), jobs)
+    finally:
+        torch.set_num_threads(threads)  # a second batch in this process starts from the same count
+    return [result for result in results if result is not None]
+
+
+def _run(one: Callable[[int], None], count: int, jobs: int) -> None:
+    """`one(index)` for every index, `jobs` at a time in threads; an interrupt stops the others."""
+    if jobs <= 1 or count <= 1:
+        for index in range(count):
             one(index)
     else:
-        if separator.device.type == "cpu":  # share the cores between the songs instead of oversubscribing
-            torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(one, index) for index in range(len(songs))]
+            futures = [pool.submit(one, index) for index in range(count)]
             try:
                 for future in futures:
                     future.result()
@@ -209,4 +219,3 @@ def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs
                 for future in futures:
                     future.cancel()
                 raise
-    return [r for r in results if r is not None]

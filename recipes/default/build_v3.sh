@@ -44,6 +44,7 @@ MDX=${MDX:-.venv/bin/mdxmix}
 DATA=${DATA:-/work/data}
 STEPS=${STEPS:-"half upreal mixers conv eval real"}
 V3=${V3:-$DATA/upstreams_v3}
+EPOCHS=${EPOCHS:-20} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-300}  # the default's recipe; smaller only for a smoke test
 MIX=${MIX:-$DATA/mixer_spleeter64} RUNS=${RUNS:-$DATA/runs_v3} RESULTS=${RESULTS:-$DATA/results_v3}
 CACHE=${CACHE:-$DATA/cache}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-28}
@@ -80,7 +81,7 @@ if has mixers; then
   $MDX train --data "$MIX" "${UPSTREAMS[@]}" --cache-dir "$CACHE" --kind conv1x1 --epochs 1 --steps-per-epoch 1 -j 2 \
       --verbose --out "$RUNS/fill" > "$DATA/logs/v3_fill.log" 2>&1
   OMP_NUM_THREADS=1 $MDX train --data "$MIX" "${UPSTREAMS[@]}" --upstream-trained-on "$TRAINED_ON" \
-      --cache-dir "$CACHE" "${MDX_MIXER_TRAIN[@]}" --preset tiny --epochs 20 --steps-per-epoch 300 \
+      --cache-dir "$CACHE" "${MDX_MIXER_TRAIN[@]}" --preset tiny --epochs "$EPOCHS" --steps-per-epoch "$STEPS_PER_EPOCH" \
       --out "$RUNS/C" $(resume "$RUNS/C") > "$DATA/logs/v3_C.log" 2>&1
 fi
 
