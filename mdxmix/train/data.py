@@ -74,7 +74,8 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
     this 2-core CPU: 2.07 s wall with two threads, 2.47 s with one), so two songs with one
     thread each fill the cache ~1.5x faster. Cores that other work keeps busy are left to it
     (`cpu_threads`): beside two other jobs, a 215-s song with two threads was 40 % through
-    HDemucs after 10 minutes; with one thread its four upstreams took under 90 s. The result is in the split's order either way.
+    HDemucs after 10 minutes; with one thread its four upstreams took under 90 s. The result is
+    in the split's order either way.
     """
     split_reader = MusdbSplit(root, split)
     names = songs if songs is not None else split_reader.tracks()
