@@ -21,7 +21,7 @@ import torch
 from .ahead import run_ahead
 from .atomic import sweep_stale, write_text
 from .audio import STDIN, AudioInfo, Samples, read_audio, resample, resample_chunks
-from .device import cpu_threads, default_jobs
+from .device import cpu_thread_share, default_jobs
 from .errors import INTERRUPT, UsageError, UserError, first_line
 from .inputs import Song
 from .mixer.consistency import settle
@@ -193,13 +193,9 @@ def run_batch(separator: Separator, songs: list[Song], plan: OutputPlan, *, jobs
                 on_result(results[reported])
                 reported += 1
 
-    threads = torch.get_num_threads()
-    if separator.device.type == "cpu":  # the free cores, shared between the songs, instead of oversubscribing
-        torch.set_num_threads(cpu_threads(min(jobs, len(songs))))
-    try:
+    # on a CPU, the free cores shared between the songs instead of oversubscribing
+    with cpu_thread_share(min(jobs, len(songs)), enabled=separator.device.type == "cpu"):
         _run(one, len(songs), jobs)
-    finally:
-        torch.set_num_threads(threads)  # a second batch in this process starts from the same count
     return [result for result in results if result is not None]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -83,3 +85,16 @@ def cpu_threads(jobs: int = 1, *, others: int | None = None) -> int:
             others = round(running_elsewhere() * allowed / machine)
         wanted = max(1, min(wanted, allowed) - others)
     return max(1, wanted // max(1, jobs))
+
+
+@contextmanager
+def cpu_thread_share(jobs: int = 1, *, enabled: bool = True) -> Iterator[None]:
+    """PyTorch's threads set to `cpu_threads(jobs)` for the block (when `enabled`: a run on a CPU),
+    and the count found put back after it, so a second run in the same process starts from it."""
+    threads = torch.get_num_threads()
+    if enabled:
+        torch.set_num_threads(cpu_threads(jobs))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

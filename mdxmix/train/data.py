@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..cache import StemCache, audio_key
-from ..device import cpu_threads
+from ..device import cpu_thread_share
 from ..errors import UserError
 from ..mixer.normalize import Normalizer
 from ..musdb import MusdbSplit, read_wav
@@ -73,7 +73,7 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
     threads divided between them: an upstream on one song uses two cores poorly (HDemucs on
     this 2-core CPU: 2.07 s wall with two threads, 2.47 s with one), so two songs with one
     thread each fill the cache ~1.5x faster. Cores that other work keeps busy are left to it
-    (`cpu_threads`): beside two other jobs, a 215-s song with two threads was 40 % through
+    (`cpu_thread_share`): beside two other jobs, a 215-s song with two threads was 40 % through
     HDemucs after 10 minutes; with one thread its four upstreams took under 90 s. The result is
     in the split's order either way.
     """
@@ -103,15 +103,11 @@ def prepare_split(root: Path, split: str, specs: list[UpstreamSpec], load_upstre
             on_song(name, computed)
         return PreparedSong(name, folder, mixture.shape[-1], Normalizer.of(mixture), rows, mixture=include_mixture)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cpu_threads(min(jobs, len(names))))  # the free cores, shared between the songs
-    try:
+    with cpu_thread_share(min(jobs, len(names))):  # the free cores, shared between the songs
         if jobs <= 1 or len(names) <= 1:
             return [one(name) for name in names]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             return list(pool.map(one, names))
-    finally:
-        torch.set_num_threads(threads)
 
 
 class SegmentDataset(torch.utils.data.Dataset):

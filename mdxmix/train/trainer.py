@@ -27,7 +27,7 @@ import torch
 from .. import __version__
 from ..cache import StemCache
 from ..checkpoint import CheckpointMeta, save_checkpoint
-from ..device import cpu_threads, default_jobs
+from ..device import cpu_thread_share, default_jobs
 from ..errors import CheckpointError, UsageError, UserError
 from ..mixer import PRESETS, AgnosticConfig, AgnosticMixer, Conv1x1Config, Conv1x1Mixer, MDXMixer, MDXMixerConfig, Mixer
 from ..mixer.engine import mix_stream
@@ -241,17 +241,14 @@ def provenance(cfg: TrainConfig, data: Prepared, env: Distributed) -> dict:
 def train(cfg: TrainConfig, log=print) -> TrainSummary:
     """Run (or resume) a training; returns a summary with the best checkpoint's path."""
     env = Distributed(cfg.device)
-    threads = torch.get_num_threads()
-    if env.device.type == "cpu":
-        # Beside other busy jobs, two threads stalled at every step: one epoch of 20 steps of the
-        # tiny mixer on 2 songs did not end in 600 s with OMP_NUM_THREADS=2, took 10.3 s with 1.
-        torch.set_num_threads(cpu_threads())
+    # Beside other busy jobs, two threads on a CPU stalled at every step: one epoch of 20 steps of
+    # the tiny mixer on 2 songs did not end in 600 s with OMP_NUM_THREADS=2, took 10.3 s with 1.
     try:
-        summary = _train(cfg, env, log)
+        with cpu_thread_share(enabled=env.device.type == "cpu"):
+            summary = _train(cfg, env, log)
         env.barrier()  # no process tears the group down while another still talks to it
         return summary
     finally:
-        torch.set_num_threads(threads)
         env.close()
 
 
