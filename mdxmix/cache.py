@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,19 @@ DEFAULT_MAX_GB = 20.0
 LEGACY_PEAK_LIMIT = 256.0
 _ENTRY_NAME = re.compile(r"^[0-9a-f]{32}\.(npy|json)$")
 _LEGACY_TEMP = re.compile(r"^\.[0-9a-f]{32}\.(npy|json)\.(\d+)(\.\d+)?\.tmp$")  # before atomic.py: pid in the name
+
+
+def _mark_used(data_path: Path) -> None:
+    """Set the entry's access time to now, so that eviction (oldest access first) spares it.
+
+    The kernel does not: with `relatime`, Linux's default mount option, a read updates the
+    access time only once a day or after a write, and `noatime` never. Without this, an entry
+    read every hour looked as old as its first read and was evicted before entries never read
+    again. A cache on a read-only or foreign-owned folder is still read, just not marked."""
+    try:
+        os.utime(data_path, ns=(time.time_ns(), data_path.stat().st_mtime_ns))
+    except OSError:
+        pass
 
 
 def default_cache_dir() -> Path:
@@ -135,6 +149,7 @@ class StemCache:
         except (ValueError, KeyError, TypeError):
             self.drop(upstream_id, key)
             return None
+        _mark_used(data_path)
         return {stem: data[AUDIO_CHANNELS * i : AUDIO_CHANNELS * (i + 1)] for i, stem in enumerate(names)}
 
     def drop(self, upstream_id: str, key: str) -> None:

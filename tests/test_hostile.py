@@ -468,3 +468,22 @@ def test_help_imports_neither_torch_nor_training_and_lists_lazy_commands_truly()
     *_, imported, truthful = done.stdout.splitlines()
     assert imported == "0 []" and truthful == "True"
     assert "train " in done.stdout and "eval " in done.stdout
+
+
+def test_11_reading_an_entry_protects_it_from_eviction(tmp_path):
+    # Eviction deletes the entries read longest ago first. With relatime (Linux's default) the
+    # kernel leaves a file's access time alone when it is newer than the file's last change, and
+    # with noatime always, so the cache must set it on every hit. A test cannot make a file's
+    # change time old, so the "kernel would not move it" state is an access time ahead of it.
+    from mdxmix.cache import StemCache
+
+    cache = StemCache(tmp_path)
+    now = time.time()
+    for key, last_read in (("a" * 32, now + 3600), ("b" * 32, now - 60)):
+        cache.put("up", key, {"drums": torch.full((2, 1000), 0.5)})
+        os.utime(cache._paths("up", key)[0], (last_read, now - 7200))
+    assert cache.get("up", "a" * 32) is not None
+    data = cache._paths("up", "a" * 32)[0]
+    assert abs(data.stat().st_atime - time.time()) < 60 and data.stat().st_mtime == pytest.approx(now - 7200)
+    cache.enforce_limit(limit_bytes=data.stat().st_size)
+    assert cache.get("up", "a" * 32) is not None and cache.get("up", "b" * 32) is None
