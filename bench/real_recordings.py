@@ -9,7 +9,7 @@ stems adding back to the clip.
     sudo apt-get install sonic-pi-samples
     python bench/real_recordings.py                      # the bundled default, table on stdout
     python bench/real_recordings.py --consistency none --json
-    python bench/real_recordings.py --upstream spectral-file:weights/spectral4-v2.safetensors  # one upstream alone
+    python bench/real_recordings.py --upstream spectral-file:weights/spectral_vocals-v2.safetensors:vocals  # one upstream alone
     python bench/real_recordings.py --set valid          # other clips, to choose models on
 
 Per clip it reports the share of the output energy in each stem and how far Σ stems is from

@@ -30,9 +30,10 @@ source recipes/default/v2_common.sh
 MDX=${MDX:-.venv/bin/mdxmix}
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-/work/data}
-# the corpus-v2 upstreams: the bundled float16 files (train_v2.sh's own output folder is not kept);
+# the corpus-v2 upstreams: the float16 files bundled on 2026-11-27/28 (train_v2.sh's own output folder is not kept);
 # set UP to a folder that also holds umx4-v2.safetensors to add that family to the pool
-UP=${UP:-weights}
+UP=${UP:-$DATA/weights_v2}
+[[ $UP != "$DATA/weights_v2" ]] || v2_weights "$UP"  # restored from git history where missing
 CORPUS=${CORPUS:-$DATA/corpus_v2}
 # the frozen v1 test split beside corpus v2's mixer-valid songs (the per-source best is chosen
 # there), the root build_v2's eval step makes; v1's own valid split was deleted for disk space

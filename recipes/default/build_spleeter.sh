@@ -45,7 +45,8 @@ CORPUS=$DATA/corpus_v2 CACHE=$DATA/cache
 MIX=${MIX:-$DATA/mixer_spleeter} RUNS=${RUNS:-$DATA/runs_spleeter} RESULTS=${RESULTS:-$DATA/results_spleeter}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-40}  # 64 mixer-train songs x 4 upstreams: ~22 GB
 SPLEETER=$DATA/upstreams/spleeter-2stems.safetensors
-mapfile -t UPSTREAMS < <(v2_upstream_flags weights)  # the bundled float16 files the default mixes
+V2=${V2:-$DATA/weights_v2}; v2_weights "$V2"  # the float16 files the default of 2026-11-28 mixes
+mapfile -t UPSTREAMS < <(v2_upstream_flags "$V2")
 WITH_SPLEETER=("${UPSTREAMS[@]}" --upstream "spleeter-file:$SPLEETER:vocals")
 mkdir -p "$DATA/logs" "$DATA/upstreams"
 
@@ -107,11 +108,11 @@ if has conv; then
 fi
 
 if has bundle; then
-  # bundle.py takes RUNS/mdxmixer*/ and RUNS/conv1x1/; the three v2 upstreams are in weights/ already
+  # bundle.py takes RUNS/mdxmixer*/ and RUNS/conv1x1/ (it ran when the three v2 upstreams were in weights/)
   mkdir -p "$RUNS/bundle"
   ln -sfn "$RUNS/B" "$RUNS/bundle/mdxmixer_tiny"
   ln -sfn "$RUNS/conv1x1" "$RUNS/bundle/conv1x1"
-  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams weights --upstreams "$(dirname "$SPLEETER")" --weights weights \
+  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams "$V2" --upstreams weights --upstreams "$(dirname "$SPLEETER")" --weights weights \
       --trained-on "corpus v2, Spleeter on Deezer's own data" --prune --keep-previous mdxmix-v2
 fi
 

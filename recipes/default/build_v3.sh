@@ -49,6 +49,7 @@ MIX=${MIX:-$DATA/mixer_spleeter64} RUNS=${RUNS:-$DATA/runs_v3} RESULTS=${RESULTS
 CACHE=${CACHE:-$DATA/cache}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-28}
 F16=$V3/f16
+V2=${V2:-$DATA/weights_v2}  # the v2 files, for the comparisons (restored from git history if missing)
 UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v3.safetensors"
            --upstream "spectral-file:$F16/spectral4-v3.safetensors"
            --upstream "spectral-file:weights/spectral_vocals-v2.safetensors:vocals"
@@ -60,18 +61,19 @@ for name in hdemucs16 spectral4; do
 done
 [[ -d $MIX/train ]] || { echo "build_v3.sh: no mixer songs at $MIX (recipes/default/build_spleeter.sh, steps corpus and split)" >&2; exit 1; }
 
+if has half || has upreal; then v2_weights "$V2"; fi
 if has half; then
   $PY recipes/upstreams/evaluate_upstreams.py "$V3/hdemucs16-v3.safetensors" "$V3/spectral4-v3.safetensors" \
       --half-out "$F16" --corpus "$DATA/corpus_v2" --split valid --songs 4 | tee "$RESULTS/upstreams_valid.jsonl"
-  $PY recipes/upstreams/evaluate_upstreams.py weights/hdemucs16-v2.safetensors weights/spectral4-v2.safetensors \
+  $PY recipes/upstreams/evaluate_upstreams.py "$V2/hdemucs16-v2.safetensors" "$V2/spectral4-v2.safetensors" \
       --corpus "$DATA/corpus_v2" --split valid --songs 4 | tee -a "$RESULTS/upstreams_valid.jsonl"
 fi
 
 if has upreal; then
-  for file in weights/hdemucs16-v2.safetensors "$F16/hdemucs16-v3.safetensors"; do
+  for file in "$V2/hdemucs16-v2.safetensors" "$F16/hdemucs16-v3.safetensors"; do
     $PY bench/real_recordings.py --set valid --upstream "demucs-file:$file" | tee "$RESULTS/real-valid-$(basename "$file" .safetensors).md"
   done
-  for file in weights/spectral4-v2.safetensors "$F16/spectral4-v3.safetensors"; do
+  for file in "$V2/spectral4-v2.safetensors" "$F16/spectral4-v3.safetensors"; do
     $PY bench/real_recordings.py --set valid --upstream "spectral-file:$file" | tee "$RESULTS/real-valid-$(basename "$file" .safetensors).md"
   done
 fi

@@ -9,6 +9,11 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 # resume RUN: --resume when RUN holds a stopped run's state
 resume() { [[ -f "$1/state.safetensors" ]] && echo --resume || true; }
 
+# v2_weights DIR: DIR holds the corpus-v2 generation (mdxmix-v2 and its three upstreams, float16,
+# as bundled on 2026-11-27/28), restored from git history and checked by old_weights.py where
+# missing: weights/ holds only the current generation, so recipes read earlier ones from DIR
+v2_weights() { "${PY:-.venv/bin/python}" recipes/default/old_weights.py v2 --out "$1" >&2; }
+
 # v2_upstream_flags F16: the --upstream flags of the corpus-v2 default's three float16
 # upstreams (the files that get bundled: a checkpoint pins its upstreams by sha256), one per
 # line, for `mapfile -t UPSTREAMS < <(v2_upstream_flags "$F16")`

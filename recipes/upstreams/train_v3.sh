@@ -29,8 +29,10 @@ PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-/work/data/corpus_v2}
 OUT=${OUT:-/work/data/upstreams_v3}
 MINUTES=${MINUTES:-240}
-FROM=${FROM:-weights}  # where <name>-v2.safetensors are: the bundled files
+FROM=${FROM:-/work/data/weights_v2}  # where <name>-v2.safetensors are (the files bundled on 2026-11-28)
 mkdir -p "$OUT/logs"
+source recipes/default/v2_common.sh
+v2_weights "$FROM"  # restored from git history where missing: a later default left weights/
 [[ -d $CORPUS/train ]] || { echo "train_v3.sh: no corpus at $CORPUS (render it: recipes/corpus/README.md)" >&2; exit 1; }
 "$PY" recipes/upstreams/weighted_songs.py --corpus "$CORPUS" --weight 3 --out "$OUT/upstream_songs.txt"
 common=(--corpus "$CORPUS" --songs "$OUT/upstream_songs.txt" --valid-every 15 --valid-crops 12 --threads 1 --bf16
