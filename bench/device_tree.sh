@@ -28,7 +28,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPLEETER=weights/spleeter-2stems.safetensors
-STAGE1_LEFT=(weights/hdemucs16-v2.safetensors weights/spectral_vocals-v2.safetensors)
+# the default's HDemucs and vocals net, whichever generation weights/ holds (one at a time)
+STAGE1_LEFT=($(ls weights/hdemucs16-v[0-9].safetensors weights/spectral_vocals-v[0-9].safetensors))
 ALL_LEFT=("$SPLEETER" "${STAGE1_LEFT[@]}")
 EXCLUDE=.git/info/exclude
 MARK="# bench/device_tree.sh fit"
@@ -57,6 +58,8 @@ back_in() {
 
 case "${1:-}" in
   fit)
+    grep -q '"mdxmix-v2"' weights/registry.json || {
+      echo "device_tree: fit needs mdxmix-v2 registered (it left weights/ with the v3 default); use stage1 and stage2" >&2; exit 1; }
     back_in
     leave_out "$SPLEETER"
     python3 - <<'PY'
