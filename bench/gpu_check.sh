@@ -4,10 +4,10 @@
 #   bash bench/gpu_check.sh            # on the GPU machine (mdxmix installed, torch with CUDA)
 #   bash bench/gpu_check.sh --cpu      # dry run on this CPU with tiny inputs (DEVICE=cpu does the same)
 #
-# The tree is larger than the device tool sends: run `bash bench/device_tree.sh fit` here first
-# and `bash bench/device_tree.sh restore` after (see that script); that measures `mdxmix-v2`.
-# To measure the four-upstream default itself, use its `stage1` / `stage2` pair (two calls on one
-# warm machine: the first only stashes Spleeter's file there).
+# The tree is larger than the device tool sends: use `bash bench/device_tree.sh stage1` /
+# `stage2` here (two calls on one warm machine: the first only stashes Spleeter's file there)
+# and `restore` after (see that script). Its `fit` (one call, measuring the three-upstream
+# `mdxmix-v2`) works only at commits where mdxmix-v2 is still in weights/.
 #
 # Installs nothing. Every step runs under `timeout`; a failing step is logged and the next
 # one runs. Everything goes to $OUT/log.txt; $OUT/steps.jsonl has one line per step
@@ -124,9 +124,8 @@ step command-default 60 bench --only command:default --durations "$CMD"
 step command-profile 60 command_profile
 step mixer-alone-fp32 90 bench --only "mixer:tiny$PAPER" --durations "$LONG"
 step mixer-alone-bf16 60 bench --only "mixer:tiny$PAPER" --durations "$LONG" --precision bf16
-# `bash bench/device_tree.sh fit` leaves Spleeter's file behind (the tree must fit 64 MiB) and
-# makes mdxmix-v2 the default: the tests of the four-upstream default cannot pass without it
-# (after `stage2` and the copy back from .stash/, the file is there and they run)
+# Without Spleeter's file (left behind by device_tree.sh's `fit`, or `stage2` before the copy
+# back from .stash/) the tests of the four-upstream default cannot pass
 KEEP_OUT=()
 [ -f weights/spleeter-2stems.safetensors ] || KEEP_OUT=(--ignore tests/test_default.py)
 step suite 240 $PY -m pytest -q -p no:cacheprovider -m "not gpu" --durations=8 "${KEEP_OUT[@]}" $SUITE

@@ -53,18 +53,19 @@ def test_the_stems_of_every_real_recording_add_back_to_it(separated):
 
 def test_real_recordings_mostly_land_in_their_own_stem(separated):
     right = {clip.file: _shares(separated[clip.file][1])[clip.stem] for clip in CLIPS}
-    # 4-s clips, the four-upstream default: mean 51 %, Amen 98 %, tabla 97 %, choir 100 %, guitar
-    # fifths 51 %, guitar harmonics 63 % (Spleeter's vocals keep them out of vocals; on the 10-s
-    # loops of the README 66 % against 28 % with the three-upstream mdxmix-v2). The floors sit a
-    # few points under, so numerics cannot trip them but a regression does.
-    assert np.mean(list(right.values())) >= 0.47, right
-    # The clearest cases, each well above chance (25 %). A slide guitar and a low piano chord
-    # are the known weakness (vocals and bass take them today): no floor.
+    # 4-s clips, the default over the v3 upstreams: mean 47 %, Amen 97 %, tabla 97 %, choir 100 %,
+    # guitar fifths 60 %, Em9 41 %. The default before it (v2 upstreams) had mean 51 %, fifths 51 %
+    # and guitar harmonics 63 %, which now go to vocals (11 %): a regression on these test clips,
+    # reported in the README; the new default was chosen on the valid clips (73 % against 72 %)
+    # and the valid songs. The floors sit a few points under today's, so numerics cannot trip
+    # them but a further regression does.
+    assert np.mean(list(right.values())) >= 0.43, right
+    # The clearest cases, each well above chance (25 %). A slide guitar, guitar harmonics and a
+    # low piano chord are the known weakness (vocals and bass take them today): no floor.
     assert right["ambi_choir.flac"] >= 0.9, right
     assert right["loop_amen_full.flac"] >= 0.85, right
     assert right["loop_tabla.flac"] >= 0.85, right
-    assert right["guit_e_fifths.flac"] >= 0.45, right
-    assert right["guit_harmonics.flac"] >= 0.55, right
+    assert right["guit_e_fifths.flac"] >= 0.55, right
 
 
 def test_the_clips_chosen_on_are_not_the_clips_reported():

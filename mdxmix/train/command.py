@@ -33,7 +33,7 @@ EPILOG = """Examples:
 
   # a mixer for any upstreams: random sets of 1-4 from this pool and synthetic separators
 
-  mdxmix train --kind agnostic --preset tiny --data corpus --upstream demucs-file:weights/hdemucs16-v2.safetensors --upstream spectral-file:weights/spectral4-v2.safetensors --out runs/agnostic
+  mdxmix train --kind agnostic --preset tiny --data corpus --upstream demucs-file:weights/hdemucs16-v3.safetensors --upstream spectral-file:weights/spectral4-v3.safetensors --out runs/agnostic
 """
 
 
