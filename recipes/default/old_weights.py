@@ -47,7 +47,11 @@ GENERATIONS = {
 
 
 def git_file(rev: str, path: str) -> bytes:
-    return subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True, capture_output=True).stdout
+    done = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True)
+    if done.returncode != 0:  # e.g. a shallow clone, or a copy without .git
+        raise SystemExit(f"old_weights: {rev}:{path} is not in this clone's history "
+                         f"({done.stderr.decode(errors='replace').strip()}); `git fetch --unshallow` brings it")
+    return done.stdout
 
 
 def restore(target: Path, rev: str, source: str, sha256: str) -> None:
