@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +12,8 @@ from mdxmix.checkpoint import read_meta
 from mdxmix.weightfiles import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "recipes" / "default" / "old_weights.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("old_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_weights"] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(ROOT / "recipes" / "default"))
+import old_weights  # noqa: E402
 
 
 def _has_commit(rev: str) -> bool:
@@ -29,7 +21,6 @@ def _has_commit(rev: str) -> bool:
 
 
 def test_the_v2_generation_comes_back_pinned_and_a_damaged_copy_is_replaced(tmp_path):
-    old_weights = _load()
     gen = old_weights.GENERATIONS["v2"]
     if not _has_commit(gen.rev):
         pytest.skip(f"a shallow clone: commit {gen.rev} is not here")

@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from mdxmix.checkpoint import read_meta
+from mdxmix.weightfiles import file_sha256
 
-from mdxmix.checkpoint import read_meta  # noqa: E402
-from mdxmix.weightfiles import file_sha256  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]  # the git checkout whose history holds the files
 
 
 @dataclass(frozen=True)
