@@ -50,10 +50,7 @@ CACHE=${CACHE:-$DATA/cache}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-28}
 F16=$V3/f16
 V2=${V2:-$DATA/weights_v2}  # the v2 files, for the comparisons (restored from git history if missing)
-UPSTREAMS=(--upstream "demucs-file:$F16/hdemucs16-v3.safetensors"
-           --upstream "spectral-file:$F16/spectral4-v3.safetensors"
-           --upstream "spectral-file:weights/spectral_vocals-v2.safetensors:vocals"
-           --upstream "spleeter-file:weights/spleeter-2stems.safetensors:vocals")
+mapfile -t UPSTREAMS < <(v3_upstream_flags "$F16")
 TRAINED_ON=$V3/upstream_songs.txt  # the even-numbered train songs both v3 runs trained on
 mkdir -p "$DATA/logs" "$RUNS" "$RESULTS"
 for name in hdemucs16 spectral4; do
@@ -102,18 +99,7 @@ if has eval; then
       --out "$RESULTS/v1-test"
 fi
 
-if has real; then
-  for set in valid test; do
-    $PY bench/real_recordings.py --set "$set" --checkpoint "$RUNS/C/best.safetensors" | tee "$RESULTS/real-$set-C.md"
-  done
-fi
-
-if has bundle; then
-  mkdir -p "$RUNS/bundle"
-  ln -sfn "$RUNS/C" "$RUNS/bundle/mdxmixer_tiny"
-  ln -sfn "$RUNS/conv1x1" "$RUNS/bundle/conv1x1"
-  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams "$F16" --upstreams weights --weights weights \
-      --trained-on "corpus v2, Spleeter on Deezer's own data" --prune
-fi
+if has real; then real_clips "$RUNS/C" C "$RESULTS"; fi
+if has bundle; then bundle_pair "$RUNS" C "corpus v2, Spleeter on Deezer's own data" "$F16" weights; fi
 exit
 }

@@ -41,10 +41,7 @@ EPOCHS=${EPOCHS:-20} STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-300}  # the default's re
 MIX=${MIX:-$DATA/mixer_spleeter64} V1=${V1:-$DATA/corpus_v1mix} ROOT=${ROOT:-$DATA/mixer_v3mix}
 RUNS=${RUNS:-$DATA/runs_v3mix} RESULTS=${RESULTS:-$DATA/results_v3mix} CACHE=${CACHE:-$DATA/cache}
 export MDXMIX_CACHE_MAX_GB=${MDXMIX_CACHE_MAX_GB:-30}
-UPSTREAMS=(--upstream "demucs-file:weights/hdemucs16-v3.safetensors"
-           --upstream "spectral-file:weights/spectral4-v3.safetensors"
-           --upstream "spectral-file:weights/spectral_vocals-v2.safetensors:vocals"
-           --upstream "spleeter-file:weights/spleeter-2stems.safetensors:vocals")
+mapfile -t UPSTREAMS < <(v3_upstream_flags weights)
 TRAINED_ON=${TRAINED_ON:-$DATA/upstreams_v3/upstream_songs.txt}  # the v2 train songs the v3 upstreams trained on
 mkdir -p "$DATA/logs" "$RUNS" "$RESULTS"
 [[ -d $MIX/train ]] || { echo "build_v3mix.sh: no mixer songs at $MIX (recipes/default/build_spleeter.sh, steps corpus and split)" >&2; exit 1; }
@@ -91,18 +88,7 @@ if has eval; then
       "${NEW[@]}" --out "$RESULTS/v2-test"
 fi
 
-if has real; then
-  for set in valid test; do
-    $PY bench/real_recordings.py --set "$set" --checkpoint "$RUNS/D/best.safetensors" | tee "$RESULTS/real-$set-D.md"
-  done
-fi
-
-if has bundle; then
-  mkdir -p "$RUNS/bundle"
-  ln -sfn "$RUNS/D" "$RUNS/bundle/mdxmixer_tiny"
-  ln -sfn "$RUNS/conv1x1" "$RUNS/bundle/conv1x1"
-  $PY recipes/default/bundle.py --runs "$RUNS/bundle" --upstreams weights --weights weights \
-      --trained-on "corpus v2 and corpus v1, Spleeter on Deezer's own data" --prune
-fi
+if has real; then real_clips "$RUNS/D" D "$RESULTS"; fi
+if has bundle; then bundle_pair "$RUNS" D "corpus v2 and corpus v1, Spleeter on Deezer's own data" weights; fi
 exit
 }

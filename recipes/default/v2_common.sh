@@ -1,7 +1,7 @@
-# Shared by recipes/default/build_v2.sh, build_v2mix.sh and recipes/agnostic/lofo.sh (sourced,
-# not run): the pieces that must stay the same in all of them, so that a mixer trained or
-# scored by one recipe is comparable with the others'. Defines functions and constants only;
-# each recipe keeps its own paths.
+# Shared by recipes/default/build_v2.sh, build_v2mix.sh, build_v3.sh, build_v3mix.sh and
+# recipes/agnostic/lofo.sh (sourced, not run): the pieces that must stay the same in all of them,
+# so that a mixer trained or scored by one recipe is comparable with the others'. Defines
+# functions and constants only; each recipe keeps its own paths.
 
 # has STEP: whether STEP is in the space-separated $STEPS
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -45,4 +45,39 @@ link_v1_songs() {
   for split in train valid; do
     ls "$1/$split" | while read -r song; do ln -s "$1/$split/$song" "$2/$split/v1 $song"; done
   done
+}
+
+# v3_upstream_flags DIR: the --upstream flags of the four-upstream default bundled on 2026-11-28
+# (11:45 UTC), its two -v3 files read from DIR (train_v3.sh's float16 copies, or weights/), the
+# vocals net and Spleeter from weights/; for `mapfile -t UPSTREAMS < <(v3_upstream_flags "$DIR")`
+v3_upstream_flags() {
+  printf '%s\n' --upstream "demucs-file:$1/hdemucs16-v3.safetensors" \
+                --upstream "spectral-file:$1/spectral4-v3.safetensors" \
+                --upstream "spectral-file:weights/spectral_vocals-v2.safetensors:vocals" \
+                --upstream "spleeter-file:weights/spleeter-2stems.safetensors:vocals"
+}
+
+# real_clips RUN NAME RESULTS: bench/real_recordings.py on the valid and test clips with RUN's
+# best checkpoint, each table also written to RESULTS/real-SET-NAME.md
+real_clips() {
+  local set
+  for set in valid test; do
+    "${PY:-.venv/bin/python}" bench/real_recordings.py --set "$set" --checkpoint "$1/best.safetensors" \
+        | tee "$3/real-$set-$2.md"
+  done
+}
+
+# bundle_pair RUNS MIXER TRAINED_ON UPSTREAM_DIR...: RUNS/MIXER becomes mdxmix-default and
+# RUNS/conv1x1 mdxmix-conv1x1 (recipes/default/bundle.py, upstream files looked up in the
+# UPSTREAM_DIRs); files no registered checkpoint uses leave weights/ (the 80-MB budget)
+bundle_pair() {
+  local runs=$1 mixer=$2 trained_on=$3 dir
+  shift 3
+  local upstreams=()
+  for dir in "$@"; do upstreams+=(--upstreams "$dir"); done
+  mkdir -p "$runs/bundle"
+  ln -sfn "$runs/$mixer" "$runs/bundle/mdxmixer_tiny"
+  ln -sfn "$runs/conv1x1" "$runs/bundle/conv1x1"
+  "${PY:-.venv/bin/python}" recipes/default/bundle.py --runs "$runs/bundle" "${upstreams[@]}" --weights weights \
+      --trained-on "$trained_on" --prune
 }
