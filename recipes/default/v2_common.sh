@@ -1,4 +1,4 @@
-# Shared by recipes/default/build_v2.sh, build_v2mix.sh, build_v3.sh, build_v3mix.sh and
+# Shared by recipes/default/build_v2.sh, build_v2mix.sh, build_v3*.sh and
 # recipes/agnostic/lofo.sh (sourced, not run): the pieces that must stay the same in all of them,
 # so that a mixer trained or scored by one recipe is comparable with the others'. Defines
 # functions and constants only; each recipe keeps its own paths.
@@ -76,7 +76,7 @@ bundle_pair() {
   local upstreams=()
   for dir in "$@"; do upstreams+=(--upstreams "$dir"); done
   mkdir -p "$runs/bundle"
-  ln -sfn "$runs/$mixer" "$runs/bundle/mdxmixer_tiny"
+  ln -sfn "$runs/$mixer" "$runs/bundle/mdxmixer_$mixer"  # bundle.py takes mdxmixer* as the default
   ln -sfn "$runs/conv1x1" "$runs/bundle/conv1x1"
   "${PY:-.venv/bin/python}" recipes/default/bundle.py --runs "$runs/bundle" "${upstreams[@]}" --weights weights \
       --trained-on "$trained_on" --prune
