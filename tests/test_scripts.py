@@ -40,3 +40,17 @@ def test_a_broken_script_is_caught(tmp_path: Path) -> None:
     broken = tmp_path / "broken.sh"
     broken.write_text("if true; then\n  echo unfinished\n")
     assert subprocess.run(["bash", "-n", str(broken)], capture_output=True).returncode != 0
+
+
+def test_the_v3_recipes_upstream_flags_name_files_in_weights() -> None:
+    """build_v3mix.sh and build_v3small.sh read the four upstreams from weights/: a bundle that
+    prunes one of them must also move those recipes to restored copies (as v2_weights does)."""
+    done = subprocess.run(["bash", "-c", "source recipes/default/v2_common.sh && v3_upstream_flags weights"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    flags = done.stdout.split("\n")[:-1]
+    assert flags[::2] == ["--upstream"] * 4
+    files = [spec.split(":")[1] for spec in flags[1::2]]
+    assert [Path(f).name for f in files] == ["hdemucs16-v3.safetensors", "spectral4-v3.safetensors",
+                                             "spectral_vocals-v2.safetensors", "spleeter-2stems.safetensors"]
+    missing = [f for f in files if not (ROOT / f).is_file()]
+    assert not missing, f"v3_upstream_flags names files that weights/ no longer holds: {missing}"
