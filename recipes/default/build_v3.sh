@@ -91,12 +91,9 @@ if has conv; then
 fi
 
 if has eval; then
-  $MDX eval --data "$MIX" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      --checkpoint "$RUNS/C/best.safetensors" --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint default \
-      --out "$RESULTS/v2-valid"
-  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      --checkpoint "$RUNS/C/best.safetensors" --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint default \
-      --out "$RESULTS/v1-test"
+  CANDIDATES=(--checkpoint "$RUNS/C/best.safetensors" --checkpoint "$RUNS/conv1x1/best.safetensors" --checkpoint default)
+  score "$CACHE" "$MIX" valid "$RESULTS/v2-valid" "${CANDIDATES[@]}"
+  score "$CACHE" "$DATA/corpus" test "$RESULTS/v1-test" "${CANDIDATES[@]}"
 fi
 
 if has real; then real_clips "$RUNS/C" C "$RESULTS"; fi

@@ -79,13 +79,9 @@ if has eval; then
   ln -sfn "$RUNS/D/best.safetensors" "$RUNS/v3mix-tiny.safetensors"
   ln -sfn "$RUNS/conv1x1/best.safetensors" "$RUNS/v3mix-conv1x1.safetensors"
   NEW=(--checkpoint "$RUNS/v3mix-tiny.safetensors" --checkpoint "$RUNS/v3mix-conv1x1.safetensors")
-  $MDX eval --data "$ROOT" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      "${NEW[@]}" --checkpoint default --checkpoint mdxmix-conv1x1 --out "$RESULTS/valid"
+  score "$CACHE" "$ROOT" valid "$RESULTS/valid" "${NEW[@]}" --checkpoint default --checkpoint mdxmix-conv1x1
   $PY recipes/default/by_style.py "$RESULTS/valid/results.csv" | tee "$RESULTS/valid/by_style.md"
-  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      "${NEW[@]}" --out "$RESULTS/v1-test"
-  $MDX eval --data "$DATA/v2test" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      "${NEW[@]}" --out "$RESULTS/v2-test"
+  score_tests "$CACHE" "$DATA" "$RESULTS" "${NEW[@]}"
 fi
 
 if has real; then real_clips "$RUNS/D" D "$RESULTS"; fi

@@ -52,12 +52,9 @@ fi
 
 if has eval; then
   ln -sfn "$RUNS/E/best.safetensors" "$RUNS/v3small.safetensors"  # a table row is named after its file
-  $MDX eval --data "$MIX" --split valid --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      --checkpoint "$RUNS/v3small.safetensors" --checkpoint default --checkpoint mdxmix-conv1x1 --out "$RESULTS/valid"
-  $MDX eval --data "$DATA/corpus" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      --checkpoint "$RUNS/v3small.safetensors" --out "$RESULTS/v1-test"
-  $MDX eval --data "$DATA/v2test" --split test --cache-dir "$CACHE" --jobs 2 --metric museval --no-baselines \
-      --checkpoint "$RUNS/v3small.safetensors" --out "$RESULTS/v2-test"
+  score "$CACHE" "$MIX" valid "$RESULTS/valid" --checkpoint "$RUNS/v3small.safetensors" --checkpoint default \
+      --checkpoint mdxmix-conv1x1
+  score_tests "$CACHE" "$DATA" "$RESULTS" --checkpoint "$RUNS/v3small.safetensors"
 fi
 
 if has real; then real_clips "$RUNS/E" E "$RESULTS"; fi

@@ -57,6 +57,21 @@ v3_upstream_flags() {
                 --upstream "spleeter-file:weights/spleeter-2stems.safetensors:vocals"
 }
 
+# score CACHE ROOT SPLIT OUT ARGS...: museval SDR of the mixers in ARGS (--checkpoint ...) on
+# ROOT/SPLIT, tables in OUT: the settings of every mixer comparison of the v3 recipes (stem cache
+# CACHE, two songs at a time, no upstream or ensemble rows)
+score() {
+  "${MDX:-.venv/bin/mdxmix}" eval --data "$2" --split "$3" --cache-dir "$1" --jobs 2 --metric museval --no-baselines \
+      --out "$4" "${@:5}"
+}
+
+# score_tests CACHE DATA RESULTS ARGS...: `score` on the frozen v1 test split (DATA/corpus) and
+# the v2 test split (DATA/v2test), into RESULTS/v1-test and RESULTS/v2-test (to report, never to choose)
+score_tests() {
+  score "$1" "$2/corpus" test "$3/v1-test" "${@:4}"
+  score "$1" "$2/v2test" test "$3/v2-test" "${@:4}"
+}
+
 # real_clips RUN NAME RESULTS: bench/real_recordings.py on the valid and test clips with RUN's
 # best checkpoint, each table also written to RESULTS/real-SET-NAME.md
 real_clips() {
